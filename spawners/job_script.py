@@ -1,0 +1,89 @@
+"""Render a session's batch script with Jinja2, from typed values only."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from .session_request import SessionRequest
+from .site import SLURM_NAME, is_valid_username
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+_environment.filters["shquote"] = lambda value: shlex.quote(str(value))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the batch script needs. Built by the spawner from trusted values."""
+
+    user: str
+    server_name: str
+    request: SessionRequest
+    job_name: str
+    log_path: str
+    workdir: str
+    home: str
+    venv: str
+    server_args: Sequence[str] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse anything that could break out of an ``#SBATCH`` line or a quote."""
+        if not is_valid_username(self.user):
+            raise ValueError(f"user name {self.user[:40]!r} is not a plain Unix user name")
+        if self.server_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.server_name):
+            raise ValueError("server names may use letters, digits, '.', '_' and '-' only")
+        if not re.fullmatch(SLURM_NAME, self.job_name):
+            raise ValueError(f"job name {self.job_name!r} is not a plain name")
+        for label, path in (("log path", self.log_path), ("working directory", self.workdir)):
+            if not _SAFE_PATH.match(path):
+                raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
+        for key, value in self.environment.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"environment variable name {key!r} is not valid")
+            if not str(value).isprintable():
+                raise ValueError(f"environment variable {key} contains control characters")
+
+
+def render_job_script(spec: JobSpec) -> str:
+    """Return the batch script for ``spec``.
+
+    >>> from spawners.session_request import SessionRequest
+    >>> req = SessionRequest("cpu", "base", 0, None, 1, 2048, 3600)
+    >>> script = render_job_script(JobSpec("demo01", "", req, "factorylab",
+    ...     "/var/log/factorylab/jobs/demo01-x-%j.log", "/home/demo01", "/home/demo01",
+    ...     "/opt/factorylab/envs/base"))
+    >>> "#SBATCH --mem=2G" in script and "--gres" not in script
+    True
+    """
+    spec.check()
+    venv_bin = f"{spec.venv.rstrip('/')}/bin"
+    return _environment.get_template("session.sh.j2").render(
+        user=spec.user,
+        server_name=spec.server_name,
+        request=spec.request,
+        job_name=spec.job_name,
+        log_path=spec.log_path,
+        workdir=spec.workdir,
+        home=spec.home,
+        env_bin=venv_bin,
+        python=f"{venv_bin}/python",
+        server=f"{venv_bin}/jupyterhub-singleuser",
+        server_args=list(spec.server_args),
+        environment=dict(spec.environment),
+    )

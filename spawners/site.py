@@ -1,0 +1,258 @@
+"""The site file: one YAML document that describes what a FactoryLab site offers.
+
+It is validated with pydantic when the hub starts and by ``factorylab check-site``.
+Every error names the file, the key and the fix; an invalid file stops the hub
+instead of failing later at spawn time. ``hub_config/site.example.yaml`` documents
+every key with its default.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from .units import parse_memory_mib, parse_walltime_seconds
+
+# Names that end up in #SBATCH lines or paths: conservative on purpose.
+SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+MemoryMiB = Annotated[int, BeforeValidator(parse_memory_mib)]
+WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
+SlurmName = Annotated[str, Field(pattern=SLURM_NAME)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSettings(_Strict):
+    """Where the hub listens and how jobs reach it."""
+
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="URL users open; the proxy listens here."
+    )
+    hub_ip: str = Field("127.0.0.1", description="Address the hub's own API binds to.")
+    hub_port: int = Field(8081, ge=1, le=65535)
+    hub_connect_ip: str = Field(
+        "127.0.0.1",
+        description="Address that jobs on compute nodes use to reach the hub API.",
+    )
+    proxy_api_port: int = Field(8001, ge=1, le=65535)
+    state_dir: str = Field("/var/lib/factorylab", description="Hub database and cookie secret.")
+
+
+class UserSettings(_Strict):
+    """Who may use the hub."""
+
+    group: SlurmName = Field(
+        "factorylab-users",
+        description="Unix group whose members may log in; the hub may run Slurm verbs as them.",
+    )
+
+
+class DemoSettings(_Strict):
+    """Demo accounts for a local evaluation cluster. Never enable on a real site."""
+
+    enabled: bool = False
+    prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,15}$")] = "demo"
+    count: int = Field(40, ge=0, le=500)
+    password: str = Field("", description="Demo-only password shared by all demo users.")
+
+    @model_validator(mode="after")
+    def _password_when_enabled(self) -> DemoSettings:
+        if self.enabled and len(self.password) < 8:
+            raise ValueError("password: demo users need a password of at least 8 characters")
+        return self
+
+    def usernames(self) -> list[str]:
+        """The demo accounts, ``demo01`` … ``demo40``."""
+        width = max(2, len(str(self.count)))
+        return [f"{self.prefix}{i:0{width}d}" for i in range(1, self.count + 1)]
+
+
+class SlurmSettings(_Strict):
+    """How the hub talks to Slurm."""
+
+    bin_dir: str = Field("/usr/bin", description="Where sbatch, squeue, scancel, scontrol live.")
+    sudo: str = Field("/usr/bin/sudo", description="sudo, used to submit and cancel as the user.")
+    job_name: SlurmName = Field(
+        "factorylab", description="Job name of every session job; the hub watches these."
+    )
+    job_log_dir: str = Field(
+        "/var/log/factorylab/jobs",
+        description=(
+            "Shared directory for session job logs (mode 3733, group of the hub user), "
+            "so the hub can show a failed job's log without running anything as the user."
+        ),
+    )
+    poll_interval_active: float = Field(
+        1.0, gt=0, le=60, description="Seconds between squeue snapshots while a spawn is pending."
+    )
+    poll_interval_steady: float = Field(
+        30.0, gt=0, le=3600, description="Seconds between squeue snapshots when all is steady."
+    )
+    command_timeout: float = Field(
+        30.0, gt=0, description="Seconds before a Slurm command is abandoned."
+    )
+
+
+class Partition(_Strict):
+    """One Slurm partition offered to users."""
+
+    kind: Literal["cpu", "gpu"] = "cpu"
+    description: str = ""
+    gpu_types: list[SlurmName] = Field(default_factory=list)
+    max_gpus: int = Field(0, ge=0, le=64)
+    default_gpus: int = Field(0, ge=0, le=64)
+    max_cpus: int = Field(8, ge=1, le=4096)
+    default_cpus: int = Field(1, ge=1, le=4096)
+    cpus_per_gpu: int = Field(0, ge=0, le=512, description="CPUs added per GPU requested.")
+    max_memory: MemoryMiB = Field(16 * 1024)
+    default_memory: MemoryMiB = Field(2 * 1024)
+    mem_per_gpu: MemoryMiB | None = Field(None, description="Memory added per GPU requested.")
+    max_walltime: WalltimeSeconds = Field(8 * 3600)
+    default_walltime: WalltimeSeconds = Field(2 * 3600)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Partition:
+        if self.kind == "cpu" and (self.max_gpus or self.default_gpus or self.gpu_types):
+            raise ValueError(
+                "a cpu partition cannot offer GPUs; set kind: gpu or drop the GPU keys"
+            )
+        if self.kind == "gpu" and self.max_gpus < 1:
+            raise ValueError("max_gpus: a gpu partition needs max_gpus of at least 1")
+        for key, default, maximum in (
+            ("default_gpus", self.default_gpus, self.max_gpus),
+            ("default_cpus", self.default_cpus, self.max_cpus),
+            ("default_memory", self.default_memory, self.max_memory),
+            ("default_walltime", self.default_walltime, self.max_walltime),
+        ):
+            if default > maximum:
+                raise ValueError(f"{key} is larger than its max_ counterpart; lower it")
+        return self
+
+
+class Image(_Strict):
+    """A software environment a session can run in."""
+
+    description: str = ""
+    venv: str = Field(
+        description="Absolute path of the environment (contains bin/jupyterhub-singleuser)."
+    )
+    gpu: bool = Field(False, description="Whether the image has CUDA-enabled frameworks.")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> Image:
+        if not self.venv.startswith("/"):
+            raise ValueError("venv must be an absolute path such as /opt/factorylab/envs/base")
+        return self
+
+
+class Defaults(_Strict):
+    """What a session gets when the user chooses nothing."""
+
+    partition: SlurmName = "cpu"
+    image: SlurmName = "base"
+
+
+class Site(_Strict):
+    """The whole site file."""
+
+    hub: HubSettings = HubSettings()
+    users: UserSettings = UserSettings()
+    demo: DemoSettings = DemoSettings()
+    slurm: SlurmSettings = SlurmSettings()
+    defaults: Defaults = Defaults()
+    partitions: dict[SlurmName, Partition] = Field(min_length=1)
+    images: dict[SlurmName, Image] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _defaults_exist(self) -> Site:
+        if self.defaults.partition not in self.partitions:
+            raise ValueError(
+                f"defaults.partition: {self.defaults.partition!r} is not one of the partitions "
+                f"({', '.join(self.partitions)}); name one of them"
+            )
+        if self.defaults.image not in self.images:
+            raise ValueError(
+                f"defaults.image: {self.defaults.image!r} is not one of the images "
+                f"({', '.join(self.images)}); name one of them"
+            )
+        return self
+
+
+class SiteFileError(Exception):
+    """A site file that cannot be used. ``str()`` is a message for the admin."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: invalid site file\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+_FIX_HINTS = {
+    "extra_forbidden": "remove it or check its spelling against hub_config/site.example.yaml",
+    "missing": "add it; see hub_config/site.example.yaml",
+}
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    hint = _FIX_HINTS.get(error["type"])
+    return f"{key}: {message}" + (f"; fix: {hint}" if hint else "")
+
+
+def parse_site(data: object, path: Path | str = "<site>") -> Site:
+    """Validate already-loaded YAML data; raise :class:`SiteFileError` if it is wrong."""
+    if not isinstance(data, dict):
+        raise SiteFileError(path, ["(top level): the file must be a YAML mapping of keys"])
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        raise SiteFileError(path, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_site(path: Path | str) -> Site:
+    """Read and validate a site file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SiteFileError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SiteFileError(
+            path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
+    return parse_site(data, path)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(path: str, mtime_ns: int) -> Site:
+    return load_site(path)
+
+
+def cached_site(path: Path | str) -> Site:
+    """:func:`load_site`, re-read only when the file changes."""
+    return _cached(str(path), Path(path).stat().st_mtime_ns)
+
+
+def is_valid_username(name: str) -> bool:
+    """Whether ``name`` is a plain POSIX user name (safe as a sudo ``-u`` argument)."""
+    return bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name))

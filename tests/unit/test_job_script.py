@@ -1,0 +1,82 @@
+import re
+import subprocess
+
+import pytest
+
+from spawners.job_script import JobSpec, render_job_script
+from spawners.session_request import parse_request
+
+
+def _spec(site, options=None, **overrides):
+    values = dict(
+        user="demo01",
+        server_name="",
+        request=parse_request(options or {}, site),
+        job_name="factorylab",
+        log_path="/var/log/factorylab/jobs/demo01-abc-%j.log",
+        workdir="/home/demo01",
+        home="/home/demo01",
+        venv="/opt/factorylab/envs/base",
+        server_args=["--debug"],
+        environment={"JUPYTERHUB_API_TOKEN": "tok", "JUPYTERHUB_USER": "demo01"},
+    )
+    values.update(overrides)
+    return JobSpec(**values)
+
+
+def _sbatch_options(script):
+    return [line.split(None, 1)[1] for line in script.splitlines() if line.startswith("#SBATCH")]
+
+
+def test_cpu_script(site):
+    options = _sbatch_options(render_job_script(_spec(site)))
+    assert "--partition=cpu" in options and "--mem=1G" in options and "--time=02:00:00" in options
+    assert "--export=NONE" in options
+    assert not any(o.startswith("--gres") for o in options)
+
+
+def test_gpu_script_requests_gres(site):
+    options = _sbatch_options(render_job_script(_spec(site, {"partition": "gpu", "gpus": "1"})))
+    assert "--gres=gpu:1" in options and "--partition=gpu" in options
+
+
+def test_environment_values_cannot_inject(site, tmp_path):
+    evil = "x $(touch " + str(tmp_path / "pwned") + ")`id`'\"; #SBATCH --account=evil"
+    script = render_job_script(_spec(site, environment={"JUPYTERHUB_API_TOKEN": evil}))
+    assert not any("evil" in o for o in _sbatch_options(script))
+    exports = "\n".join(line for line in script.splitlines() if line.startswith("export "))
+    result = subprocess.run(
+        ["bash", "-c", exports + '\nprintf %s "$JUPYTERHUB_API_TOKEN"'],
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout == evil
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_script_is_valid_bash(site):
+    script = render_job_script(_spec(site, {"partition": "gpu"}))
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"user": "root;id"}, "user name"),
+        ({"server_name": "a\n#SBATCH"}, "server names"),
+        ({"log_path": "/tmp/x\n#SBATCH --account=y"}, "log path"),
+        ({"workdir": "relative/dir"}, "working directory"),
+        ({"environment": {"BAD NAME": "x"}}, "variable name"),
+        ({"environment": {"TOKEN": "x\n#SBATCH --account=evil"}}, "control characters"),
+        ({"job_name": "fl job"}, "job name"),
+    ],
+)
+def test_untrusted_spec_values_are_refused(site, override, words):
+    with pytest.raises(ValueError, match=words):
+        render_job_script(_spec(site, **override))
+
+
+def test_launcher_is_embedded_verbatim(site):
+    script = render_job_script(_spec(site))
+    assert re.search(r"<<'FACTORYLAB_LAUNCHER'\n", script)
+    assert "def report_port" in script and script.rstrip().endswith("FACTORYLAB_LAUNCHER")

@@ -1,0 +1,111 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from spawners.cli import main
+from spawners.site import SiteFileError, load_site, parse_site
+
+from .conftest import REPO
+
+EXAMPLE = REPO / "hub_config" / "site.example.yaml"
+LOCAL = REPO / "hub_config" / "site.local.yaml"
+
+
+def test_shipped_site_files_are_valid():
+    local = load_site(LOCAL)
+    assert set(local.partitions) == {"cpu", "gpu"}
+    assert local.partitions["gpu"].max_gpus == 4
+    assert local.demo.usernames()[0] == "demo01" and local.demo.usernames()[-1] == "demo40"
+    load_site(EXAMPLE)
+
+
+def _broken(mutate):
+    data = yaml.safe_load(LOCAL.read_text())
+    data = copy.deepcopy(data)
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "words"),
+    [
+        (lambda d: d["partitions"]["gpu"].update(max_gpus=0), "partitions.gpu", "max_gpus"),
+        (
+            lambda d: d["partitions"]["cpu"].update(max_gpus=2),
+            "partitions.cpu",
+            "cannot offer GPUs",
+        ),
+        (
+            lambda d: d["partitions"]["cpu"].update(max_memory="lots"),
+            "partitions.cpu.max_memory",
+            "memory size",
+        ),
+        (
+            lambda d: d["partitions"]["cpu"].update(default_walltime="09:00:00"),
+            "partitions.cpu",
+            "default_walltime",
+        ),
+        (
+            lambda d: d.update(defaults={"partition": "nope", "image": "base"}),
+            "defaults.partition",
+            "nope",
+        ),
+        (lambda d: d["images"]["base"].update(venv="envs/base"), "images.base", "absolute"),
+        (
+            lambda d: d["slurm"].update(poll_intervall=3),
+            "slurm.poll_intervall",
+            "remove it or check",
+        ),
+        (lambda d: d["demo"].update(password="short"), "demo", "8 characters"),
+        (lambda d: d.pop("partitions"), "partitions", "add it"),
+        (
+            lambda d: d["partitions"].update({"bad name\n": {"kind": "cpu"}}),
+            "partitions",
+            "pattern",
+        ),
+    ],
+)
+def test_invalid_site_names_key_and_fix(mutate, key, words):
+    with pytest.raises(SiteFileError) as info:
+        parse_site(_broken(mutate), "site.yaml")
+    message = str(info.value)
+    assert message.startswith("site.yaml: invalid site file")
+    assert key in message and words in message, message
+
+
+def test_unreadable_and_non_yaml_files(tmp_path):
+    with pytest.raises(SiteFileError, match="cannot read"):
+        load_site(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("partitions: [\n")
+    with pytest.raises(SiteFileError, match="line 2"):
+        load_site(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just text\n")
+    with pytest.raises(SiteFileError, match="mapping"):
+        load_site(scalar)
+
+
+def test_check_site_command(tmp_path, capsys):
+    assert main(["check-site", str(LOCAL)]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = tmp_path / "site.yaml"
+    bad.write_text(yaml.safe_dump(_broken(lambda d: d["partitions"]["gpu"].update(max_gpus=-1))))
+    assert main(["check-site", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "partitions.gpu.max_gpus" in err
+
+
+def test_check_site_console_script_exit_status(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("hub: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "spawners.cli", "check-site", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "partitions" in result.stderr and "Traceback" not in result.stderr
