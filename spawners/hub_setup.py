@@ -1,0 +1,71 @@
+"""Turn a validated site file into JupyterHub configuration.
+
+``hub_config/jupyterhub_config.py`` calls :func:`configure_hub`; all the hub's
+FactoryLab knobs are set here, so a reader finds them in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from urllib.parse import urlsplit
+
+from . import port_api
+from .site import Site, SiteFileError, load_site
+
+ADMIN_SERVICE = "factorylab-admin"
+ADMIN_SCOPES = ["admin:users", "admin:servers", "tokens"]
+
+
+def configure_hub(c, site_path: str) -> Site:
+    """Load ``site_path`` and set ``c`` (the hub's config object) from it.
+
+    An invalid site file prints every problem and stops the hub with exit status 2.
+    """
+    try:
+        site = load_site(site_path)
+    except SiteFileError as exc:
+        print(f"FactoryLab: the hub cannot start.\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    public = urlsplit(site.hub.public_url)
+    c.JupyterHub.bind_url = site.hub.public_url
+    c.JupyterHub.hub_ip = site.hub.hub_ip
+    c.JupyterHub.hub_port = site.hub.hub_port
+    c.JupyterHub.hub_connect_ip = site.hub.hub_connect_ip
+    c.JupyterHub.db_url = f"sqlite:///{site.hub.state_dir}/jupyterhub.sqlite"
+    c.JupyterHub.cookie_secret_file = f"{site.hub.state_dir}/jupyterhub_cookie_secret"
+    c.JupyterHub.pid_file = ""
+    # Sessions are Slurm jobs: they outlive hub restarts and are re-adopted by poll().
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+
+    # The proxy runs as its own service so that restarting the hub never cuts users off.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.hub.proxy_api_port}"
+
+    c.JupyterHub.authenticator_class = "pam"
+    c.PAMAuthenticator.open_sessions = False
+    c.Authenticator.allowed_groups = {site.users.group}
+
+    c.JupyterHub.spawner_class = "factorylab-slurm"
+    c.SlurmSpawner.site_file = os.path.abspath(site_path)
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = 120
+
+    c.JupyterHub.extra_handlers = [*port_api.handlers()]
+
+    admin_token = os.environ.get("FACTORYLAB_ADMIN_API_TOKEN", "")
+    if admin_token:
+        c.JupyterHub.services = [{"name": ADMIN_SERVICE, "api_token": admin_token}]
+        c.JupyterHub.load_roles = [
+            {
+                "name": ADMIN_SERVICE,
+                "description": "Automation: manage users, their servers and tokens.",
+                "scopes": ADMIN_SCOPES,
+                "services": [ADMIN_SERVICE],
+            }
+        ]
+    if public.scheme == "https":
+        c.JupyterHub.cookie_options = {"secure": True}
+    return site

@@ -1,0 +1,161 @@
+"""One shared view of the queue for the whole hub.
+
+Instead of one ``squeue -j`` per session and per poll (batchspawner), the hub keeps
+a single snapshot of FactoryLab's jobs, refreshed by one ``squeue --json`` call per
+interval. Every spawner's ``poll()``, start-wait and progress read that snapshot.
+The interval is short while any spawn is pending or starting and long when all is
+steady; scheduler errors keep the last good snapshot and back off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .slurm_client import SlurmClient, SlurmError, SlurmJob
+
+log = logging.getLogger("factorylab.job_monitor")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The queue as seen at ``taken_at`` (monotonic seconds) and ``taken_wall`` (epoch)."""
+
+    jobs: dict[str, SlurmJob] = field(default_factory=dict)
+    taken_at: float = float("-inf")
+    taken_wall: float = 0.0
+
+
+class JobMonitor:
+    """Shared, adaptive poller of ``squeue --json``, filtered to one job name.
+
+    :param client: the Slurm client.
+    :param job_name: only jobs with this name are kept.
+    :param active_interval: seconds between refreshes while anything is starting.
+    :param steady_interval: seconds between refreshes otherwise.
+    :param max_backoff: longest wait after repeated scheduler errors.
+    """
+
+    def __init__(
+        self,
+        client: SlurmClient,
+        job_name: str,
+        active_interval: float = 1.0,
+        steady_interval: float = 30.0,
+        max_backoff: float = 60.0,
+    ):
+        self.client = client
+        self.job_name = job_name
+        self.active_interval = active_interval
+        self.steady_interval = steady_interval
+        self.max_backoff = max_backoff
+        self.snapshot = Snapshot()
+        self.last_error: SlurmError | None = None
+        self.error_since: float | None = None
+        self.queries = 0
+        self._starting: set[str] = set()
+        self._wake = asyncio.Event()
+        self._fresh = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+        self._failures = 0
+
+    # -- lifecycle ---------------------------------------------------------
+    def ensure_running(self) -> None:
+        """Start the background refresh loop if it is not running in this event loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        """Stop the refresh loop."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # -- what spawners call ------------------------------------------------
+    def mark_starting(self, job_id: str) -> None:
+        """Poll fast until :meth:`mark_settled` for this job."""
+        self.ensure_running()
+        self._starting.add(job_id)
+        self._wake.set()
+
+    def mark_settled(self, job_id: str) -> None:
+        """The job no longer needs fast polling."""
+        self._starting.discard(job_id)
+
+    @property
+    def interval(self) -> float:
+        """The current refresh interval, in seconds."""
+        return self.active_interval if self._starting else self.steady_interval
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the last refresh succeeded."""
+        return self.last_error is None
+
+    async def fresh_snapshot(
+        self, newer_than: float | None = None, timeout: float = 60
+    ) -> Snapshot:
+        """Wait for a snapshot taken after ``newer_than`` (monotonic; default: now).
+
+        Concurrent callers share one scheduler query. Raises ``TimeoutError`` when the
+        scheduler does not answer in time; the last good snapshot stays in place.
+        """
+        self.ensure_running()
+        threshold = time.monotonic() if newer_than is None else newer_than
+        async with self._fresh:
+            self._wake.set()
+            await asyncio.wait_for(
+                self._fresh.wait_for(lambda: self.snapshot.taken_at > threshold), timeout
+            )
+            return self.snapshot
+
+    async def current_snapshot(self, timeout: float = 60) -> Snapshot:
+        """The latest snapshot, waiting only if none has been taken yet."""
+        self.ensure_running()
+        if self.snapshot.taken_at == float("-inf"):
+            return await self.fresh_snapshot(newer_than=float("-inf"), timeout=timeout)
+        return self.snapshot
+
+    # -- the loop ------------------------------------------------------------
+    async def refresh(self) -> Snapshot:
+        """Query the scheduler once and publish the result."""
+        started = time.monotonic()
+        self.queries += 1
+        jobs = await self.client.queue()
+        snapshot = Snapshot(
+            jobs={job.job_id: job for job in jobs if job.name == self.job_name},
+            taken_at=started,
+            taken_wall=time.time(),
+        )
+        async with self._fresh:
+            self.snapshot = snapshot
+            self._fresh.notify_all()
+        return snapshot
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.refresh()
+                if self.last_error is not None:
+                    log.info("Slurm answers again after %s", self.last_error)
+                self.last_error, self.error_since, self._failures = None, None, 0
+                wait = self.interval
+            except SlurmError as exc:
+                self._failures += 1
+                self.last_error = exc
+                self.error_since = self.error_since or time.monotonic()
+                wait = min(self.max_backoff, self.active_interval * 2**self._failures)
+                log.warning("squeue failed (%s); retrying in %.0f s", exc, wait)
+            except Exception:  # never let the shared loop die
+                log.exception("unexpected error in the job monitor")
+                wait = self.steady_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            if self.last_error is not None and self._failures:
+                # A wake-up during an outage must not turn backoff into a busy loop.
+                await asyncio.sleep(min(wait, self.active_interval))

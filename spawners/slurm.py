@@ -1,0 +1,327 @@
+"""FactoryLab's Slurm spawner: one JupyterLab session is one Slurm job.
+
+``start`` validates the user's choice, renders the batch script, submits it as the
+user, and waits for the job to report its port. ``poll``, the start-wait and
+``progress`` read the hub-wide queue snapshot (:mod:`spawners.job_monitor`); no
+spawner runs ``squeue`` on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import time
+from collections import deque
+
+import batchspawner
+from tornado import web
+from traitlets import Any, Integer, List, Unicode, default
+
+from .job_monitor import JobMonitor
+from .job_script import JobSpec, render_job_script
+from .port_api import remove_batchspawner_handler
+from .session_request import InvalidRequest, SessionRequest, parse_request
+from .site import Site, cached_site
+from .slurm_client import SlurmClient, SlurmError, SlurmJob
+
+# batchspawner registers an API handler that sets any attribute a job posts. Our
+# port endpoint replaces it; make sure the hub never routes to the old one.
+remove_batchspawner_handler()
+
+
+class SessionError(Exception):
+    """A spawn failure with a sentence for the user (shown on the spawn page)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+_monitors: dict[tuple[str, str], JobMonitor] = {}
+
+
+def shared_monitor(site: Site) -> JobMonitor:
+    """The hub-wide job monitor for this site's Slurm settings."""
+    key = (site.slurm.bin_dir, site.slurm.job_name)
+    if key not in _monitors:
+        _monitors[key] = JobMonitor(
+            SlurmClient(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout),
+            site.slurm.job_name,
+            active_interval=site.slurm.poll_interval_active,
+            steady_interval=site.slurm.poll_interval_steady,
+        )
+    return _monitors[key]
+
+
+def tail(path: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of a text file, or ``[]`` if it cannot be read."""
+    try:
+        with open(path, errors="replace") as handle:
+            return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
+    except OSError:
+        return []
+
+
+def apply_session_options(spawner: SlurmSpawner, user_options: dict) -> None:
+    """JupyterHub's ``apply_user_options`` hook: validate before anything is submitted.
+
+    A refusal is an HTTP 400 whose message names the field and the fix; the API
+    caller or the form sees it, and no job is submitted.
+    """
+    try:
+        spawner.session_request = parse_request(user_options or {}, spawner.site)
+    except InvalidRequest as exc:
+        raise web.HTTPError(400, f"Your session was not submitted. {exc}") from None
+
+
+class SlurmSpawner(batchspawner.SlurmSpawner):
+    """Start each user's JupyterLab as a Slurm job, configured from the site file."""
+
+    site_file = Unicode(
+        "/etc/factorylab/site.yaml",
+        help="Path of the FactoryLab site file (validated at hub start). "
+        "Partitions, images, limits and Slurm settings come from it.",
+    ).tag(config=True)
+
+    log_tail_lines = Integer(20, help="How many lines of a failed job's log to show the user.").tag(
+        config=True
+    )
+
+    env_keep = List(
+        ["LANG", "LC_ALL"],
+        help="Variables copied from the hub's environment into the session. PATH and "
+        "VIRTUAL_ENV are deliberately absent: the session uses its image's environment.",
+    ).tag(config=True)
+
+    session_request = Any(None, allow_none=True, help="The validated SessionRequest of this spawn.")
+    job_log = Unicode(help="Path of this session job's log (state).")
+    submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return apply_session_options
+
+    @default("start_timeout")
+    def _start_timeout_default(self) -> int:
+        return 600
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def site(self) -> Site:
+        """The validated site file (re-read when it changes)."""
+        return cached_site(self.site_file)
+
+    @property
+    def monitor(self) -> JobMonitor:
+        """The hub-wide job monitor."""
+        return shared_monitor(self.site)
+
+    @property
+    def slurm(self) -> SlurmClient:
+        """The hub's Slurm client."""
+        return self.monitor.client
+
+    def get_state(self) -> dict:
+        """Add the log path and submit time to batchspawner's job id."""
+        state = super().get_state()
+        if self.job_log:
+            state["job_log"] = self.job_log
+        if self.submitted_at:
+            state["submitted_at"] = self.submitted_at
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` saved."""
+        super().load_state(state)
+        self.job_log = state.get("job_log", "")
+        self.submitted_at = state.get("submitted_at", 0)
+
+    def clear_state(self) -> None:
+        """Forget the job."""
+        super().clear_state()
+        self.job_log = ""
+        self.submitted_at = 0
+
+    def accept_port(self, port: int) -> bool:
+        """Called by the port endpoint; True if this spawner was waiting for a port."""
+        future = getattr(self, "_port_future", None)
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
+    def job_spec(self, request, log_path: str) -> JobSpec:
+        """Build the batch-script inputs from trusted values."""
+        account = pwd.getpwnam(self.user.name)
+        env = {
+            key: value
+            for key, value in self.get_env().items()
+            if key not in {"PATH", "VIRTUAL_ENV", "HOME", "USER", "SHELL", "PYTHONPATH"}
+        }
+        return JobSpec(
+            user=self.user.name,
+            server_name=self.name,
+            request=request,
+            job_name=self.site.slurm.job_name,
+            log_path=log_path,
+            workdir=account.pw_dir,
+            home=account.pw_dir,
+            venv=self.site.images[request.image].venv,
+            server_args=self.get_args(),
+            environment=env,
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> tuple[str, int]:
+        """Submit the session job and wait until its server has a port."""
+        site = self.site
+        request: SessionRequest = self.session_request or parse_request({}, site)
+        self.port = 0
+        self._port_future = asyncio.get_running_loop().create_future()
+        nonce = secrets.token_hex(8)
+        log_path = os.path.join(site.slurm.job_log_dir, f"{self.user.name}-{nonce}-%j.log")
+        script = render_job_script(self.job_spec(request, log_path))
+        try:
+            self.job_id = await self.slurm.submit(script, self.user.name)
+        except SlurmError as exc:
+            raise SessionError(
+                "Slurm did not accept your session"
+                + (
+                    " because the scheduler is not answering; try again in a minute."
+                    if exc.transient
+                    else f": {exc}"
+                )
+            ) from None
+        self.job_log = log_path.replace("%j", self.job_id)
+        self.submitted_at = int(time.time())
+        self.log.info("Submitted session job %s for %s (%s)", self.job_id, self.user.name, request)
+        self.monitor.mark_starting(self.job_id)
+        try:
+            port = await self._wait_for_port()
+            job = await self._running_job()
+        except BaseException:
+            self.monitor.mark_settled(self.job_id)
+            raise
+        self.monitor.mark_settled(self.job_id)
+        self.ip, self.port = job.batch_host, port
+        self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
+        return self.ip, self.port
+
+    async def _wait_for_port(self) -> int:
+        submitted = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({self._port_future}, timeout=self.monitor.interval)
+            if done:
+                return self._port_future.result()
+            job = self.monitor.snapshot.jobs.get(self.job_id)
+            if job is not None and not job.active:
+                raise SessionError(self.ended_message(job, before_ready=True))
+            if job is None and self.monitor.snapshot.taken_at > submitted + 5:
+                raise SessionError(self.ended_message(None, before_ready=True))
+
+    async def _running_job(self) -> SlurmJob:
+        """The job's record once Slurm shows it running (it has reported its port)."""
+        newer_than = None
+        for _ in range(10):
+            snapshot = await self.monitor.fresh_snapshot(newer_than=newer_than)
+            job = snapshot.jobs.get(self.job_id)
+            if job is not None and job.batch_host:
+                return job
+            newer_than = snapshot.taken_at
+            await asyncio.sleep(0.2)
+        raise SessionError(f"Slurm does not show session job {self.job_id} running on any node.")
+
+    def ended_message(self, job: SlurmJob | None, before_ready: bool) -> str:
+        """A user-facing account of why the job is gone, with its log tail."""
+        what = "ended before its server started" if before_ready else "has ended"
+        if job is None:
+            head = f"Your session job {self.job_id} {what}; Slurm no longer lists it."
+        else:
+            details = [f"state {job.state}"]
+            if job.exit_code is not None:
+                details.append(f"exit code {job.exit_code}")
+            if job.reason and job.reason != "None":
+                details.append(f"reason {job.reason}")
+            head = f"Your session job {self.job_id} {what} ({', '.join(details)})."
+        lines = tail(self.job_log, self.log_tail_lines) if self.job_log else []
+        if lines:
+            return head + " Last lines of its log:\n" + "\n".join(lines)
+        return head + " It wrote no log."
+
+    async def poll(self) -> int | None:
+        """None while the job is pending or running; its exit status once it ended.
+
+        Read from the shared snapshot. While the scheduler does not answer, the
+        session is reported running: an outage is not a reason to drop it.
+        """
+        if not self.job_id:
+            return 0
+        try:
+            snapshot = await self.monitor.current_snapshot(timeout=self.site.slurm.command_timeout)
+        except TimeoutError:
+            return None
+        if not self.monitor.healthy:
+            return None
+        job = snapshot.jobs.get(self.job_id)
+        if job is None:
+            if snapshot.taken_wall < self.submitted_at + 2:
+                return None  # the snapshot predates the submission
+            self.log.warning("Session job %s of %s is gone from Slurm", self.job_id, self.user.name)
+            return 1
+        if job.active:
+            return None
+        self.log.info("Session job %s ended: %s", self.job_id, self.ended_message(job, False))
+        return job.exit_code if job.exit_code else 1
+
+    async def stop(self, now: bool = False) -> None:
+        """Cancel the job; unless ``now``, wait up to 10 s until Slurm shows it ended."""
+        if not self.job_id:
+            return
+        self.log.info("Cancelling session job %s of %s", self.job_id, self.user.name)
+        await self.slurm.cancel(self.job_id, self.user.name)
+        if now:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                snapshot = await self.monitor.fresh_snapshot(timeout=5)
+            except TimeoutError:
+                continue
+            job = snapshot.jobs.get(self.job_id)
+            if job is None or not job.active:
+                return
+            await asyncio.sleep(0.5)
+        self.log.warning("Session job %s did not end within 10 s of scancel", self.job_id)
+
+    async def progress(self):
+        """Progress events for the spawn page, from the shared snapshot."""
+        last = None
+        while True:
+            future = getattr(self, "_port_future", None)
+            job = self.monitor.snapshot.jobs.get(self.job_id) if self.job_id else None
+            if future is not None and future.done():
+                message = f"Server starting on {job.batch_host if job else 'its node'}…"
+                progress = 80
+            elif job is None:
+                message, progress = (
+                    (f"Submitted as Slurm job {self.job_id}.", 20)
+                    if self.job_id
+                    else ("Submitting…", 10)
+                )
+            elif job.state == "PENDING":
+                message, progress = f"Waiting in the queue (Slurm reason: {job.reason}).", 30
+            elif job.running:
+                message, progress = f"Running on {job.batch_host}; starting JupyterLab…", 60
+            else:
+                message, progress = f"Job {self.job_id} is {job.state}.", 90
+            if message != last:
+                yield {"progress": progress, "message": message}
+                last = message
+            if future is not None and future.done():
+                return
+            await asyncio.sleep(0.5)
+
+
+__all__ = ["SessionError", "SlurmSpawner", "shared_monitor"]

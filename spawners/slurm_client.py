@@ -1,0 +1,203 @@
+"""The only module that runs Slurm commands. Results are typed.
+
+Submitting and cancelling run as the session's user through ``sudo -n -u USER``,
+with argument vectors (never a shell), so no value can become a command. Reading
+the queue runs as the hub's own user: one ``squeue --json`` serves every session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .site import is_valid_username
+
+# Slurm job states in which a session job may still become or be a running server.
+ACTIVE_STATES = frozenset(
+    {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
+)
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed. ``transient`` marks controller outages and timeouts."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        self.transient = transient
+        super().__init__(message)
+
+
+_TRANSIENT_MARKERS = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "Zero Bytes were transmitted",
+    "slurm_load_jobs error",
+)
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """One job from ``squeue --json``, reduced to what FactoryLab uses."""
+
+    job_id: str
+    name: str
+    user: str
+    state: str
+    reason: str
+    partition: str
+    batch_host: str
+    nodes: str
+    exit_code: int | None
+    submit_time: int
+    start_time: int
+    end_time: int
+    time_limit_minutes: int | None
+    standard_output: str
+
+    @property
+    def active(self) -> bool:
+        """Whether the job is pending or running (not yet in a final state)."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def running(self) -> bool:
+        """Whether the job's batch script is executing on a node."""
+        return self.state == "RUNNING"
+
+    @classmethod
+    def from_json(cls, raw: dict) -> SlurmJob:
+        """Build from one element of ``squeue --json``'s ``jobs`` list (openapi v0.0.38)."""
+        state = raw.get("job_state") or "UNKNOWN"
+        if isinstance(state, list):  # newer openapi versions give a list of flags
+            state = state[0] if state else "UNKNOWN"
+        exit_code = raw.get("exit_code")
+        if isinstance(exit_code, dict):  # newer openapi: {"status": ..., "return_code": ...}
+            exit_code = exit_code.get("return_code")
+        time_limit = raw.get("time_limit")
+        if isinstance(time_limit, dict):
+            time_limit = time_limit.get("number") if time_limit.get("set") else None
+        return cls(
+            job_id=str(raw.get("job_id", "")),
+            name=raw.get("name") or "",
+            user=raw.get("user_name") or "",
+            state=str(state),
+            reason=raw.get("state_reason") or "",
+            partition=raw.get("partition") or "",
+            batch_host=raw.get("batch_host") or "",
+            nodes=raw.get("nodes") or "",
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            submit_time=_epoch(raw.get("submit_time")),
+            start_time=_epoch(raw.get("start_time")),
+            end_time=_epoch(raw.get("end_time")),
+            time_limit_minutes=time_limit if isinstance(time_limit, int) else None,
+            standard_output=raw.get("standard_output") or "",
+        )
+
+
+def _epoch(value: object) -> int:
+    if isinstance(value, dict):
+        value = value.get("number", 0)
+    return value if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class SlurmClient:
+    """Runs sbatch, scancel and squeue for the hub.
+
+    :param bin_dir: directory holding the Slurm commands.
+    :param sudo: path of sudo, used to act as the session's user.
+    :param timeout: seconds before a command is killed and reported as transient.
+    """
+
+    def __init__(self, bin_dir: str = "/usr/bin", sudo: str = "/usr/bin/sudo", timeout: float = 30):
+        self.bin_dir = bin_dir
+        self.sudo = sudo
+        self.timeout = timeout
+
+    def _command(self, verb: str) -> str:
+        return os.path.join(self.bin_dir, verb)
+
+    def _as_user(self, user: str, argv: Sequence[str]) -> list[str]:
+        if not is_valid_username(user):
+            raise SlurmError(f"refusing to act as {user[:40]!r}: not a plain Unix user name")
+        return [self.sudo, "-n", "-u", user, "--", *argv]
+
+    async def run(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+        """Run one command without a shell. Raises :class:`SlurmError` on failure."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise SlurmError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SlurmError(
+                f"{os.path.basename(argv[-1] if argv[0] == self.sudo else argv[0])} "
+                f"did not answer within {self.timeout:.0f} s",
+                transient=True,
+            ) from None
+        result = CommandResult(
+            proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if result.returncode != 0:
+            message = (
+                result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}"
+            )
+            transient = any(marker in message for marker in _TRANSIENT_MARKERS)
+            raise SlurmError(message, transient=transient)
+        return result
+
+    async def submit(self, script: str, user: str) -> str:
+        """Submit a batch script as ``user``; return the job id."""
+        result = await self.run(
+            self._as_user(user, [self._command("sbatch"), "--parsable"]), stdin=script
+        )
+        job_id = (
+            result.stdout.strip().splitlines()[-1].split(";")[0] if result.stdout.strip() else ""
+        )
+        if not job_id.isdigit():
+            raise SlurmError(f"sbatch printed no job id: {result.stdout.strip()[:200]!r}")
+        return job_id
+
+    async def cancel(self, job_id: str, user: str) -> None:
+        """Cancel a job as its owner. Cancelling a job that already ended is not an error."""
+        if not job_id.isdigit():
+            raise SlurmError(f"not a job id: {job_id[:40]!r}")
+        try:
+            await self.run(self._as_user(user, [self._command("scancel"), job_id]))
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc) or "already completing or completed" in str(exc):
+                return
+            raise
+
+    async def queue(self) -> list[SlurmJob]:
+        """Every job the controller still knows, from one ``squeue --json`` call."""
+        result = await self.run([self._command("squeue"), "--json"])
+        try:
+            payload = json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise SlurmError(f"squeue --json printed invalid JSON: {exc}", transient=True) from None
+        errors = payload.get("errors") or []
+        if errors:
+            raise SlurmError(f"squeue reported: {errors}", transient=True)
+        return [SlurmJob.from_json(raw) for raw in payload.get("jobs", [])]

@@ -1,0 +1,76 @@
+import asyncio
+
+import pytest
+
+from spawners.job_monitor import JobMonitor
+from spawners.slurm_client import SlurmError, SlurmJob
+
+
+def _job(job_id, state="RUNNING", name="factorylab"):
+    return SlurmJob(
+        job_id, name, "demo01", state, "None", "cpu", "node1", "node1", 0, 1, 2, 0, 60, ""
+    )
+
+
+class FakeClient:
+    def __init__(self):
+        self.calls = 0
+        self.jobs = [_job("1"), _job("2", name="other")]
+        self.fail = False
+
+    async def queue(self):
+        self.calls += 1
+        await asyncio.sleep(0.05)
+        if self.fail:
+            raise SlurmError("Unable to contact slurm controller", transient=True)
+        return list(self.jobs)
+
+
+@pytest.fixture
+async def monitor():
+    client = FakeClient()
+    mon = JobMonitor(client, "factorylab", active_interval=0.1, steady_interval=60, max_backoff=0.4)
+    yield mon
+    await mon.close()
+
+
+async def test_filters_to_our_job_name(monitor):
+    snapshot = await monitor.current_snapshot()
+    assert set(snapshot.jobs) == {"1"}
+
+
+async def test_forty_concurrent_readers_share_one_query(monitor):
+    await monitor.current_snapshot()
+    before = monitor.client.calls
+    snapshots = await asyncio.gather(*(monitor.fresh_snapshot() for _ in range(40)))
+    assert monitor.client.calls - before <= 2
+    assert len({id(s) for s in snapshots}) <= 2
+
+
+async def test_steady_state_does_not_poll(monitor):
+    await monitor.current_snapshot()
+    calls = monitor.client.calls
+    await asyncio.sleep(0.5)
+    assert monitor.client.calls == calls  # steady interval is 60 s
+
+
+async def test_starting_jobs_poll_fast(monitor):
+    await monitor.current_snapshot()
+    monitor.mark_starting("1")
+    calls = monitor.client.calls
+    await asyncio.sleep(0.6)
+    assert monitor.client.calls - calls >= 3
+    monitor.mark_settled("1")
+    assert monitor.interval == 60
+
+
+async def test_errors_keep_the_last_snapshot_and_back_off(monitor):
+    first = await monitor.current_snapshot()
+    monitor.client.fail = True
+    monitor.mark_starting("1")
+    await asyncio.sleep(1.0)
+    assert not monitor.healthy and monitor.snapshot is first
+    assert monitor.client.calls < 12  # backoff: 0.2, 0.4, 0.4 … not every 0.1 s
+    monitor.client.fail = False
+    await monitor.fresh_snapshot(timeout=3)
+    assert monitor.healthy

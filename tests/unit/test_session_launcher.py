@@ -1,0 +1,107 @@
+"""The in-job launcher, run for real against a fake server and a local hub API."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+LAUNCHER = Path(__file__).resolve().parents[2] / "spawners" / "templates" / "session_launcher.py"
+
+FAKE_SERVER = textwrap.dedent(
+    """\
+    #!{python}
+    import signal, socket, sys, time
+    port = int([a for a in sys.argv if a.startswith("--port=")][0].split("=")[1])
+    time.sleep(0.5)  # a slow start, like JupyterLab's imports
+    sock = socket.socket(); sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port)); sock.listen()
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))
+    while True:
+        conn, _ = sock.accept(); conn.close()
+    """
+)
+
+
+class Hub:
+    """A local stand-in for the hub API that checks the port is live when reported."""
+
+    def __init__(self, status=201):
+        self.reports = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    socket.create_connection(("127.0.0.1", body["port"]), timeout=1).close()
+                    listening = True
+                except OSError:
+                    listening = False
+                hub.reports.append((self.path, self.headers["Authorization"], body, listening))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hub/api"
+
+
+@pytest.fixture
+def fake_server(tmp_path):
+    path = tmp_path / "jupyterhub-singleuser"
+    path.write_text(FAKE_SERVER.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+def _launch(fake_server, hub):
+    env = {
+        "JUPYTERHUB_API_URL": hub.url,
+        "JUPYTERHUB_API_TOKEN": "secret",
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:0/user/demo01/",
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-I", "-", str(fake_server), "--debug"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+
+
+def test_reports_the_port_only_once_the_server_listens(fake_server):
+    hub = Hub()
+    proc = _launch(fake_server, hub)
+    proc.stdin.write(LAUNCHER.read_text())
+    proc.stdin.close()
+    deadline = time.monotonic() + 10
+    while not hub.reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    path, auth, body, listening = hub.reports[0]
+    assert path == "/hub/api/factorylab/port" and auth == "token secret"
+    assert set(body) == {"port"} and listening
+    proc.send_signal(signal.SIGTERM)  # passed on to the server, whose status is kept
+    assert proc.wait(timeout=10) == 7
+    hub.server.shutdown()
+
+
+def test_a_hub_refusal_stops_the_server(fake_server):
+    hub = Hub(status=400)
+    proc = _launch(fake_server, hub)
+    _, err = proc.communicate(LAUNCHER.read_text(), timeout=20)
+    assert proc.returncode == 1
+    assert "could not report the session port" in err
+    hub.server.shutdown()

@@ -1,0 +1,121 @@
+"""SlurmClient against fake Slurm commands (scripts in a temporary bin directory)."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from spawners.slurm_client import SlurmClient, SlurmError, SlurmJob
+
+FIXTURE = Path(__file__).parent / "fixtures" / "squeue-22.05.json"
+
+
+def _script(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def fake_bin(tmp_path):
+    # A fake sudo that records its arguments and runs the command after "--".
+    _script(
+        tmp_path, "sudo", 'printf "%s " "$@" >> "$(dirname "$0")/sudo.log"\nshift 4\nexec "$@"\n'
+    )
+    return tmp_path
+
+
+def _client(fake_bin, timeout=5):
+    return SlurmClient(bin_dir=str(fake_bin), sudo=str(fake_bin / "sudo"), timeout=timeout)
+
+
+async def test_submit_runs_sbatch_as_user_without_a_shell(fake_bin):
+    _script(fake_bin, "sbatch", 'cat > "$(dirname "$0")/script.txt"\necho "42;cluster"\n')
+    job_id = await _client(fake_bin).submit("#!/bin/bash\necho hi\n", "demo01")
+    assert job_id == "42"
+    assert (fake_bin / "script.txt").read_text() == "#!/bin/bash\necho hi\n"
+    assert (fake_bin / "sudo.log").read_text().split()[:4] == ["-n", "-u", "demo01", "--"]
+
+
+@pytest.mark.parametrize("user", ["root;id", "-u", "demo01 --", "$(id)", ""])
+async def test_refuses_odd_user_names(fake_bin, user):
+    with pytest.raises(SlurmError, match="user name"):
+        await _client(fake_bin).submit("x", user)
+
+
+async def test_sbatch_errors_are_reported(fake_bin):
+    _script(
+        fake_bin, "sbatch", 'echo "sbatch: error: invalid partition specified: x" >&2\nexit 1\n'
+    )
+    with pytest.raises(SlurmError, match="invalid partition") as info:
+        await _client(fake_bin).submit("x", "demo01")
+    assert not info.value.transient
+
+
+async def test_controller_outage_is_transient(fake_bin):
+    _script(
+        fake_bin,
+        "squeue",
+        'echo "slurm_load_jobs error: Unable to contact slurm controller" >&2\nexit 1\n',
+    )
+    with pytest.raises(SlurmError) as info:
+        await _client(fake_bin).queue()
+    assert info.value.transient
+
+
+async def test_timeouts_are_transient(fake_bin):
+    _script(fake_bin, "squeue", "sleep 5\n")
+    with pytest.raises(SlurmError, match="did not answer") as info:
+        await _client(fake_bin, timeout=0.3).queue()
+    assert info.value.transient
+
+
+async def test_queue_parses_real_squeue_json(fake_bin):
+    _script(fake_bin, "squeue", f'cat "{FIXTURE}"\n')
+    jobs = {job.job_id: job for job in await _client(fake_bin).queue()}
+    assert (
+        jobs["4"].state == "RUNNING" and jobs["4"].running and jobs["4"].batch_host == "localhost"
+    )
+    assert (
+        jobs["2"].state == "FAILED"
+        and not jobs["2"].active
+        and jobs["2"].reason == "JobLaunchFailure"
+    )
+    assert jobs["4"].user == "demo01" and jobs["4"].partition == "gpu"
+
+
+async def test_cancel_ignores_finished_jobs(fake_bin):
+    _script(
+        fake_bin,
+        "scancel",
+        'echo "scancel: error: Kill job error on job id 7: Invalid job id specified" >&2\nexit 1\n',
+    )
+    await _client(fake_bin).cancel("7", "demo01")
+    with pytest.raises(SlurmError, match="not a job id"):
+        await _client(fake_bin).cancel("7; reboot", "demo01")
+
+
+def test_newer_openapi_shapes():
+    job = SlurmJob.from_json(
+        {
+            "job_id": 9,
+            "job_state": ["RUNNING"],
+            "exit_code": {"status": "SUCCESS", "return_code": 0},
+            "time_limit": {"set": True, "infinite": False, "number": 60},
+            "start_time": {"set": True, "number": 100},
+        }
+    )
+    assert (job.state, job.exit_code, job.time_limit_minutes, job.start_time) == (
+        "RUNNING",
+        0,
+        60,
+        100,
+    )
+
+
+def test_fixture_is_real_output():
+    payload = json.loads(FIXTURE.read_text())
+    assert payload["meta"]["Slurm"]["release"].startswith("22.05")
+    assert os.path.getsize(FIXTURE) > 1000
