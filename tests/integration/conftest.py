@@ -1,0 +1,41 @@
+"""Integration tests: the real hub, proxy and Slurm brought up by `make up`.
+
+They fail (not skip) when the cluster is missing: `make test` brings it up first.
+"""
+
+import os
+
+import pytest
+import requests
+
+from .hub import ADMIN_TOKEN_FILE, HUB_URL, Hub
+
+
+@pytest.fixture(scope="session")
+def hub() -> Hub:
+    if os.geteuid() != 0:
+        pytest.fail(
+            "integration tests need root (they read the admin token and /proc); use make test"
+        )
+    if not ADMIN_TOKEN_FILE.exists():
+        pytest.fail(f"{ADMIN_TOKEN_FILE} is missing: run `make up` (as root) first")
+    try:
+        requests.get(f"{HUB_URL}/hub/api/", timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        pytest.fail(f"the hub does not answer at {HUB_URL} ({exc}); run `make up`")
+    return Hub(ADMIN_TOKEN_FILE.read_text().strip())
+
+
+@pytest.fixture
+def session(hub):
+    """Start sessions for demo users; stop them all after the test."""
+    started = []
+
+    def start(user, options=None):
+        started.append(user)
+        hub.stop(user)  # a leftover from an interrupted run must not fail this test
+        return hub.start(user, options)
+
+    yield start
+    for user in started:
+        hub.stop(user)

@@ -1,0 +1,172 @@
+"""Helpers to drive the real hub through its REST API and the proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import websocket
+
+HUB_URL = os.environ.get("FACTORYLAB_URL", "http://127.0.0.1:8000")
+ADMIN_TOKEN_FILE = Path("/var/lib/factorylab/admin-api.token")
+
+
+class Hub:
+    """A client of the hub's REST API holding the admin service token."""
+
+    def __init__(self, token: str, url: str = HUB_URL):
+        self.url = url
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {token}"
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.http.request(method, f"{self.url}/hub/api{path}", timeout=60, **kwargs)
+
+    def wait_until_up(self, timeout: float = 60) -> None:
+        """Wait until the hub answers through the proxy (after a restart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"the hub did not answer within {timeout} s")
+
+    def ensure_user(self, name: str) -> None:
+        response = self.api("POST", f"/users/{name}")
+        assert response.status_code in (201, 409), response.text
+
+    def server(self, name: str, server_name: str = "") -> dict | None:
+        return self.api("GET", f"/users/{name}").json()["servers"].get(server_name)
+
+    def spawn(self, name: str, options: dict | None = None) -> requests.Response:
+        self.ensure_user(name)
+        return self.api("POST", f"/users/{name}/server", json=options or {})
+
+    def wait_ready(self, name: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{name}").json()
+            server = model["servers"].get("")
+            if server and server["ready"]:
+                return server
+            if not server and not model.get("pending"):
+                raise AssertionError(f"{name}'s server is gone: {model}")
+            time.sleep(0.2)
+        raise AssertionError(f"{name}'s server was not ready within {timeout} s")
+
+    def start(self, name: str, options: dict | None = None) -> dict:
+        response = self.spawn(name, options)
+        assert response.status_code in (201, 202), response.text
+        return self.wait_ready(name)
+
+    def stop(self, name: str, timeout: float = 60) -> None:
+        response = self.api("DELETE", f"/users/{name}/server")
+        assert response.status_code in (202, 204, 400), response.text
+        deadline = time.monotonic() + timeout
+        while self.server(name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def user_token(self, name: str) -> str:
+        self.ensure_user(name)
+        response = self.api("POST", f"/users/{name}/tokens", json={"note": "factorylab tests"})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **kwargs):
+    """A request to the user's server through the public proxy."""
+    url = f"{hub.url}/user/{user}/{path.lstrip('/')}"
+    headers = {"Authorization": f"token {token}"}
+    return requests.request(method, url, headers=headers, timeout=30, **kwargs)
+
+
+def run_in_kernel(hub: Hub, user: str, token: str, code: str, timeout: float = 60) -> str:
+    """Execute ``code`` in a new kernel of the user's session; return its stdout."""
+    response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": "python3"})
+    assert response.status_code == 201, response.text
+    kernel_id = response.json()["id"]
+    ws_url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
+    socket = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=timeout
+    )
+    msg_id = uuid.uuid4().hex
+    socket.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": user,
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False, "store_history": False},
+                "channel": "shell",
+            }
+        )
+    )
+    output = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = json.loads(socket.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            if kind == "stream":
+                output.append(message["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(message["content"]["traceback"]))
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                return "".join(output)
+    finally:
+        socket.close()
+        proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
+    raise AssertionError("the kernel did not finish in time")
+
+
+def squeue_active(job_filter: list[str]) -> str:
+    """``squeue -h`` (active jobs only) with the given filter arguments."""
+    return subprocess.run(
+        ["squeue", "-h", *job_filter], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def sdiag_count(message_type: str) -> int:
+    """How many RPCs of ``message_type`` slurmctld has served (from sdiag)."""
+    out = subprocess.run(["sdiag"], capture_output=True, text=True, check=True).stdout
+    match = re.search(rf"^\s*{message_type}\s+\(\s*\d+\)\s+count:(\d+)", out, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def session_pid(user: str) -> int:
+    """The pid of the user's jupyterhub-singleuser process."""
+    out = subprocess.run(
+        ["pgrep", "-u", user, "-f", "bin/jupyterhub-singleuser"], capture_output=True, text=True
+    ).stdout.split()
+    assert out, f"no jupyterhub-singleuser runs as {user}"
+    return int(out[-1])
+
+
+def process_env(pid: int) -> dict[str, str]:
+    """The environment of a process (root only)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def job_id_of(user: str) -> str:
+    """The id of the user's active FactoryLab job."""
+    out = squeue_active(["-u", user, "-n", "factorylab", "-o", "%i"])
+    assert out, f"{user} has no active FactoryLab job"
+    return out.splitlines()[0]

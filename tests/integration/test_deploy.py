@@ -1,0 +1,76 @@
+"""What `make up` leaves behind: idempotent, least-privileged, documented secrets."""
+
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from ..unit.conftest import REPO
+
+
+def _as_hub(*argv):
+    return subprocess.run(
+        ["runuser", "-u", "factorylab", "--", *argv], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_second_make_up_changes_nothing():
+    result = subprocess.run(
+        ["make", "-s", "up"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    recap = re.search(
+        r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout
+    )
+    assert recap, result.stdout[-2000:]
+    changed = [line for line in result.stdout.splitlines() if line.startswith("changed:")]
+    assert recap.group(1) == "0", "\n".join(changed)
+    assert "FactoryLab is up: http://127.0.0.1:8000" in result.stdout
+    assert "demo01" in result.stdout
+
+
+@pytest.fixture(autouse=True)
+def _hub_answers(hub):
+    yield
+    hub.wait_until_up()  # make up may have restarted it
+
+
+def test_hub_and_proxy_do_not_run_as_root():
+    for name in ("hub", "proxy"):
+        pid = int(open(f"/run/factorylab/{name}.pid").read())
+        assert os.stat(f"/proc/{pid}").st_uid == int(
+            subprocess.check_output(["id", "-u", "factorylab"]).strip()
+        ), name
+
+
+@pytest.mark.parametrize(
+    ("argv", "allowed"),
+    [
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/squeue", "-h", "-u", "nobody"], True),
+        (["sudo", "-n", "-u", "demo01", "/bin/true"], False),
+        (["sudo", "-n", "-u", "demo01", "/bin/bash", "-c", "id"], False),
+        (["sudo", "-n", "-u", "root", "/usr/bin/squeue"], False),
+        (["sudo", "-n", "/usr/bin/scontrol", "show", "config"], False),
+        (["sudo", "-n", "-u", "factorylab", "/usr/bin/squeue"], False),
+        (["sudo", "-n", "-E", "-u", "demo01", "/usr/bin/squeue"], False),
+    ],
+)
+def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
+    result = _as_hub(*argv)
+    assert (result.returncode == 0) == allowed, (argv, result.stderr)
+
+
+def test_admin_token_is_root_only():
+    info = os.stat("/var/lib/factorylab/admin-api.token")
+    assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600
+    assert _as_hub("cat", "/var/lib/factorylab/admin-api.token").returncode != 0
+
+
+def test_admin_token_has_exactly_the_automation_scopes(hub):
+    model = hub.api("GET", "/user").json()
+    assert model["kind"] == "service" and model["name"] == "factorylab-admin"
+    scopes = set(model["scopes"])
+    assert {"admin:users", "admin:servers", "tokens"} <= {s.split("!")[0] for s in scopes} | scopes
+    assert "admin-ui" not in scopes and "shutdown" not in scopes

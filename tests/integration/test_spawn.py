@@ -1,0 +1,84 @@
+"""One real spawn end to end: hub API → Slurm job as the user → proxy → JupyterLab."""
+
+import os
+import pwd
+import time
+
+from .hub import job_id_of, proxied, run_in_kernel, sdiag_count, squeue_active
+
+
+def test_cpu_session_runs_as_the_user_behind_the_proxy(hub, session):
+    user = "demo31"
+    session(user, {"partition": "cpu"})
+    token = hub.user_token(user)
+    status = proxied(hub, user, "api/status", token)
+    assert status.status_code == 200, status.text
+    assert "started" in status.json()
+
+    job = job_id_of(user)
+    assert squeue_active(["-j", job, "-o", "%u %P %T"]) == f"{user} cpu RUNNING"
+
+    name = f"made-by-session-{time.time_ns()}.txt"
+    created = proxied(
+        hub,
+        user,
+        f"api/contents/{name}",
+        token,
+        method="PUT",
+        json={"type": "file", "format": "text", "content": "hello"},
+    )
+    assert created.status_code == 201, created.text
+    account = pwd.getpwnam(user)
+    path = os.path.join(account.pw_dir, name)
+    try:
+        assert os.stat(path).st_uid == account.pw_uid
+    finally:
+        os.unlink(path)
+
+    gpus = run_in_kernel(
+        hub, user, token, "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'))"
+    )
+    assert gpus.strip() == "None"
+
+
+def test_gpu_session_sees_exactly_one_gpu(hub, session):
+    user = "demo32"
+    session(user, {"partition": "gpu", "gpus": 1})
+    token = hub.user_token(user)
+    assert proxied(hub, user, "api/status", token).status_code == 200
+    seen = run_in_kernel(
+        hub,
+        user,
+        token,
+        "import os; print(os.environ['CUDA_VISIBLE_DEVICES'], os.environ['SLURM_JOB_GPUS'],"
+        " os.environ['SLURM_JOB_PARTITION'])",
+    )
+    visible, job_gpus, partition = seen.split()
+    assert len(visible.split(",")) == 1 and len(job_gpus.split(",")) == 1
+    assert partition == "gpu"
+
+
+def test_stopping_removes_the_job_within_ten_seconds(hub, session):
+    user = "demo33"
+    hub.start(user, {"partition": "cpu"})
+    job = job_id_of(user)
+    began = time.monotonic()
+    hub.stop(user)
+    while squeue_active(["-j", job]) and time.monotonic() - began < 10:
+        time.sleep(0.2)
+    assert squeue_active(["-j", job]) == "", f"job {job} still in squeue after 10 s"
+
+
+def test_refused_options_submit_nothing(hub):
+    user = "demo34"
+    before = sdiag_count("REQUEST_SUBMIT_BATCH_JOB")
+    for options, words in [
+        ({"partition": "gpu", "gpus": 9}, "gpus: 9 is outside"),
+        ({"partition": "cpu\n#SBATCH --account=root"}, "control characters"),
+        ({"account": "someone-else"}, "not a session option"),
+    ]:
+        response = hub.spawn(user, options)
+        assert response.status_code == 400, response.text
+        assert words in response.json()["message"]
+    assert sdiag_count("REQUEST_SUBMIT_BATCH_JOB") == before
+    assert hub.server(user) is None
