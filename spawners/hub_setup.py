@@ -10,6 +10,8 @@ import os
 import sys
 from urllib.parse import urlsplit
 
+import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
+
 from . import port_api
 from .site import Site, SiteFileError, load_site
 
@@ -53,6 +55,9 @@ def configure_hub(c, site_path: str) -> Site:
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 120
 
+    # Jobs report their port to our endpoint; batchspawner's own (which sets any
+    # attribute a job posts, registered when batchspawner is imported) is not routed.
+    port_api.remove_batchspawner_handler()
     c.JupyterHub.extra_handlers = [*port_api.handlers()]
 
     admin_token = os.environ.get("FACTORYLAB_ADMIN_API_TOKEN", "")

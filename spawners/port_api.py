@@ -23,8 +23,10 @@ def remove_batchspawner_handler() -> int:
     """Drop batchspawner's ``/api/batchspawner`` route; return how many were removed.
 
     ``import batchspawner`` appends that route to JupyterHub's default API handlers as
-    a side effect. This must run before the hub builds its routes (it does: the hub
-    loads its config, which imports the spawner, before ``init_handlers``).
+    a side effect. :func:`spawners.hub_setup.configure_hub` calls this while the hub
+    loads its config, before ``init_handlers`` builds the routes. It is not done at
+    import time because JupyterHub imports every installed spawner at start-up, and
+    a hub that really uses plain batchspawner needs the route.
     """
     before = len(apihandlers.default_handlers)
     apihandlers.default_handlers[:] = [

@@ -21,14 +21,9 @@ from traitlets import Any, Integer, List, Unicode, default
 
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
-from .port_api import remove_batchspawner_handler
 from .session_request import InvalidRequest, SessionRequest, parse_request
 from .site import Site, cached_site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
-
-# batchspawner registers an API handler that sets any attribute a job posts. Our
-# port endpoint replaces it; make sure the hub never routes to the old one.
-remove_batchspawner_handler()
 
 
 class SessionError(Exception):

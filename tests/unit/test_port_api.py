@@ -33,11 +33,20 @@ def test_ports_in_range_are_accepted(port):
     assert port_api.parse_port_body(json.dumps({"port": port}).encode()) == port
 
 
-def test_batchspawner_handler_is_removed():
+def test_factorylab_hub_config_removes_batchspawner_handler():
     import batchspawner  # noqa: F401  (registers its handler on import)
     from jupyterhub import apihandlers
+    from traitlets.config import Config
 
-    import spawners.slurm  # noqa: F401  (removes it on import)
+    from spawners.hub_setup import configure_hub
 
-    assert not [r for r in apihandlers.default_handlers if r[0].endswith("/api/batchspawner")]
-    assert port_api.handlers() == [(port_api.ROUTE, port_api.PortReportHandler)]
+    from .conftest import REPO
+
+    def legacy_routes():
+        return [r for r in apihandlers.default_handlers if r[0].endswith("/api/batchspawner")]
+
+    assert legacy_routes(), "importing batchspawner registers its handler"
+    config = Config()
+    configure_hub(config, str(REPO / "hub_config" / "site.local.yaml"))
+    assert not legacy_routes()
+    assert config.JupyterHub.extra_handlers == [(port_api.ROUTE, port_api.PortReportHandler)]
