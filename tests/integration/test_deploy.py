@@ -4,6 +4,7 @@ import os
 import re
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def _hub_answers(hub):
 
 def test_hub_and_proxy_do_not_run_as_root():
     for name in ("hub", "proxy"):
-        pid = int(open(f"/run/factorylab/{name}.pid").read())
+        pid = int(Path(f"/run/factorylab/{name}.pid").read_text())
         assert os.stat(f"/proc/{pid}").st_uid == int(
             subprocess.check_output(["id", "-u", "factorylab"]).strip()
         ), name
