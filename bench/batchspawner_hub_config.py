@@ -1,0 +1,27 @@
+# Plain batchspawner 1.3 on the same cluster, for comparison only (make bench).
+# Configured the way its README suggests, with absolute paths so that it starts at all.
+import os
+
+c = get_config()  # noqa: F821
+env = os.environ["BENCH_ENV"]
+state = os.environ["BENCH_STATE"]
+c.JupyterHub.bind_url = "http://127.0.0.1:8100"
+c.JupyterHub.hub_port = 8181
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8101"
+c.ConfigurableHTTPProxy.command = [os.environ["BENCH_CHP"]]
+c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{state}/cookie_secret"
+c.JupyterHub.pid_file = f"{state}/jupyterhub.pid"
+c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+c.JupyterHub.authenticator_class = "dummy"
+c.SlurmSpawner.batchspawner_singleuser_cmd = f"{env}/bin/batchspawner-singleuser"
+c.Spawner.cmd = [f"{env}/bin/jupyterhub-singleuser"]
+c.Spawner.default_url = "/lab"
+c.SlurmSpawner.req_partition = "cpu"
+c.SlurmSpawner.req_runtime = "01:00:00"
+c.SlurmSpawner.req_memory = "1G"
+c.SlurmSpawner.req_keepvars_extra = "PATH"
+c.JupyterHub.services = [{"name": "bench", "api_token": os.environ["BENCH_TOKEN"]}]
+c.JupyterHub.load_roles = [
+    {"name": "bench", "scopes": ["admin:users", "admin:servers", "tokens"], "services": ["bench"]}
+]
