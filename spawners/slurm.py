@@ -235,7 +235,9 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
             head = f"Your session job {self.job_id} {what}; Slurm no longer lists it."
         else:
             details = [f"state {job.state}"]
-            if job.exit_code is not None:
+            if job.exit_code is not None and job.exit_code < 0:
+                details.append(f"killed by signal {-job.exit_code}")
+            elif job.exit_code is not None:
                 details.append(f"exit code {job.exit_code}")
             if job.reason and job.reason != "None":
                 details.append(f"reason {job.reason}")
@@ -268,7 +270,7 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         if job.active:
             return None
         self.log.info("Session job %s ended: %s", self.job_id, self.ended_message(job, False))
-        return job.exit_code if job.exit_code else 1
+        return job.exit_code if job.exit_code and job.exit_code > 0 else 1
 
     async def stop(self, now: bool = False) -> None:
         """Cancel the job; unless ``now``, wait up to 10 s until Slurm shows it ended."""

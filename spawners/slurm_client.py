@@ -76,6 +76,8 @@ class SlurmJob:
         exit_code = raw.get("exit_code")
         if isinstance(exit_code, dict):  # newer openapi: {"status": ..., "return_code": ...}
             exit_code = exit_code.get("return_code")
+        elif isinstance(exit_code, int):  # openapi v0.0.38: a raw wait status
+            exit_code = _from_wait_status(exit_code)
         time_limit = raw.get("time_limit")
         if isinstance(time_limit, dict):
             time_limit = time_limit.get("number") if time_limit.get("set") else None
@@ -95,6 +97,12 @@ class SlurmJob:
             time_limit_minutes=time_limit if isinstance(time_limit, int) else None,
             standard_output=raw.get("standard_output") or "",
         )
+
+
+def _from_wait_status(status: int) -> int:
+    """A wait status as Slurm 22.05 reports it → exit code, or -signal if killed."""
+    signal = status & 0x7F
+    return -signal if signal else (status >> 8) & 0xFF
 
 
 def _epoch(value: object) -> int:

@@ -97,6 +97,13 @@ async def test_cancel_ignores_finished_jobs(fake_bin):
         await _client(fake_bin).cancel("7; reboot", "demo01")
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(0, 0), (256, 1), (15 << 8, 15), (9, -9), (4021, -53)]
+)
+def test_wait_statuses_become_exit_codes(status, code):
+    assert SlurmJob.from_json({"job_id": 1, "exit_code": status}).exit_code == code
+
+
 def test_newer_openapi_shapes():
     job = SlurmJob.from_json(
         {
