@@ -70,6 +70,8 @@ class Hub:
 
     def stop(self, name: str, timeout: float = 60) -> None:
         response = self.api("DELETE", f"/users/{name}/server")
+        if response.status_code == 404:  # the hub does not know this user yet
+            return
         assert response.status_code in (202, 204, 400), response.text
         deadline = time.monotonic() + timeout
         while self.server(name) and time.monotonic() < deadline:
