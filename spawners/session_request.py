@@ -6,7 +6,7 @@ whose fields are typed values already compared with the site's limits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .site import Site
@@ -95,6 +95,28 @@ def _choice(options: Mapping[str, object], field: str, default: str, allowed: li
     return text
 
 
+def _quantity(
+    options: Mapping[str, object],
+    field: str,
+    default: int,
+    maximum: int,
+    parse: Callable[[str], int],
+    spell: Callable[[int], str],
+    partition_name: str,
+) -> int:
+    """A memory size or walltime: parsed with ``parse``, at most ``maximum``."""
+    text = _text(options, field)
+    if text is None:
+        return default
+    try:
+        value = parse(text)
+    except ValueError as exc:
+        raise InvalidRequest(field, str(exc)) from None
+    if value > maximum:
+        raise InvalidRequest(field, f"at most {spell(maximum)} on partition {partition_name!r}")
+    return value
+
+
 def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
     """Turn user options (API body or form data) into a :class:`SessionRequest`.
 
@@ -130,35 +152,24 @@ def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
     cpus = _integer(options, "cpus", min(default_cpus, partition.max_cpus), 1, partition.max_cpus)
 
     default_memory = partition.default_memory + gpus * (partition.mem_per_gpu or 0)
-    memory_text = _text(options, "memory")
-    try:
-        memory_mib = (
-            min(default_memory, partition.max_memory)
-            if memory_text is None
-            else parse_memory_mib(memory_text)
-        )
-    except ValueError as exc:
-        raise InvalidRequest("memory", str(exc)) from None
-    if memory_mib > partition.max_memory:
-        raise InvalidRequest(
-            "memory",
-            f"at most {format_memory(partition.max_memory)} on partition {partition_name!r}",
-        )
-
-    walltime_text = _text(options, "walltime")
-    try:
-        walltime_seconds = (
-            partition.default_walltime
-            if walltime_text is None
-            else parse_walltime_seconds(walltime_text)
-        )
-    except ValueError as exc:
-        raise InvalidRequest("walltime", str(exc)) from None
-    if walltime_seconds > partition.max_walltime:
-        raise InvalidRequest(
-            "walltime",
-            f"at most {format_walltime(partition.max_walltime)} on partition {partition_name!r}",
-        )
+    memory_mib = _quantity(
+        options,
+        "memory",
+        min(default_memory, partition.max_memory),
+        partition.max_memory,
+        parse_memory_mib,
+        format_memory,
+        partition_name,
+    )
+    walltime_seconds = _quantity(
+        options,
+        "walltime",
+        partition.default_walltime,
+        partition.max_walltime,
+        parse_walltime_seconds,
+        format_walltime,
+        partition_name,
+    )
 
     return SessionRequest(
         partition=partition_name,

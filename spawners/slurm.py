@@ -196,10 +196,8 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         try:
             port = await self._wait_for_port()
             job = await self._running_job()
-        except BaseException:
+        finally:
             self.monitor.mark_settled(self.job_id)
-            raise
-        self.monitor.mark_settled(self.job_id)
         self.ip, self.port = job.batch_host, port
         self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
         return self.ip, self.port
