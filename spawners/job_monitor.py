@@ -27,6 +27,15 @@ class Snapshot:
     jobs: dict[str, SlurmJob] = field(default_factory=dict)
     taken_at: float = float("-inf")
     taken_wall: float = 0.0
+    pending_order: dict[str, list[str]] = field(default_factory=dict)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1-based place of a pending job among all pending jobs of its partition."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state != "PENDING":
+            return None
+        order = self.pending_order.get(job.partition, [])
+        return order.index(job_id) + 1 if job_id in order else None
 
 
 class JobMonitor:
@@ -126,10 +135,21 @@ class JobMonitor:
         started = time.monotonic()
         self.queries += 1
         jobs = await self.client.queue()
+        pending: dict[str, list[SlurmJob]] = {}
+        for job in jobs:
+            if job.state == "PENDING":
+                for partition in job.partition.split(","):
+                    pending.setdefault(partition, []).append(job)
         snapshot = Snapshot(
             jobs={job.job_id: job for job in jobs if job.name == self.job_name},
             taken_at=started,
             taken_wall=time.time(),
+            pending_order={
+                partition: [
+                    j.job_id for j in sorted(queue, key=lambda j: (-j.priority, j.submit_time))
+                ]
+                for partition, queue in pending.items()
+            },
         )
         async with self._fresh:
             self.snapshot = snapshot

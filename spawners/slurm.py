@@ -9,6 +9,7 @@ spawner runs ``squeue`` on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import secrets
@@ -21,6 +22,7 @@ from traitlets import Any, Integer, List, Unicode, default
 
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
+from .pending_reasons import pending_message
 from .session_request import InvalidRequest, SessionRequest, parse_request
 from .site import Site, cached_site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
@@ -178,8 +180,14 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         nonce = secrets.token_hex(8)
         log_path = os.path.join(site.slurm.job_log_dir, f"{self.user.name}-{nonce}-%j.log")
         script = render_job_script(self.job_spec(request, log_path))
+        submission = asyncio.ensure_future(self.slurm.submit(script, self.user.name))
         try:
-            self.job_id = await self.slurm.submit(script, self.user.name)
+            self.job_id = await asyncio.shield(submission)
+        except asyncio.CancelledError:
+            # The user cancelled while sbatch ran: never leave its job behind.
+            with contextlib.suppress(Exception):
+                await self.slurm.cancel(await submission, self.user.name)
+            raise
         except SlurmError as exc:
             raise SessionError(
                 "Slurm did not accept your session"
@@ -306,7 +314,15 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
                     else ("Submitting…", 10)
                 )
             elif job.state == "PENDING":
-                message, progress = f"Waiting in the queue (Slurm reason: {job.reason}).", 30
+                request = self.session_request
+                message = pending_message(
+                    job.reason,
+                    job.partition,
+                    request.gpus if request else 0,
+                    self.monitor.snapshot.queue_position(job.job_id),
+                    job.start_time,
+                )
+                progress = 30
             elif job.running:
                 message, progress = f"Running on {job.batch_host}; starting JupyterLab…", 60
             else:

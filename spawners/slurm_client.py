@@ -56,6 +56,7 @@ class SlurmJob:
     end_time: int
     time_limit_minutes: int | None
     standard_output: str
+    priority: int = 0
 
     @property
     def active(self) -> bool:
@@ -96,6 +97,7 @@ class SlurmJob:
             end_time=_epoch(raw.get("end_time")),
             time_limit_minutes=time_limit if isinstance(time_limit, int) else None,
             standard_output=raw.get("standard_output") or "",
+            priority=_epoch(raw.get("priority")),
         )
 
 

@@ -6,9 +6,23 @@ from spawners.job_monitor import JobMonitor
 from spawners.slurm_client import SlurmError, SlurmJob
 
 
-def _job(job_id, state="RUNNING", name="factorylab"):
+def _job(job_id, state="RUNNING", name="factorylab", priority=0, submitted=1, partition="cpu"):
     return SlurmJob(
-        job_id, name, "demo01", state, "None", "cpu", "node1", "node1", 0, 1, 2, 0, 60, ""
+        job_id,
+        name,
+        "demo01",
+        state,
+        "None",
+        partition,
+        "node1",
+        "node1",
+        0,
+        submitted,
+        2,
+        0,
+        60,
+        "",
+        priority=priority,
     )
 
 
@@ -74,3 +88,18 @@ async def test_errors_keep_the_last_snapshot_and_back_off(monitor):
     monitor.client.fail = False
     await monitor.fresh_snapshot(timeout=3)
     assert monitor.healthy
+
+
+async def test_queue_position_counts_every_pending_job_of_the_partition(monitor):
+    monitor.client.jobs = [
+        _job("10", "PENDING", name="someone-elses", priority=100, submitted=5),
+        _job("11", "PENDING", priority=50, submitted=1),
+        _job("12", "PENDING", priority=50, submitted=2),
+        _job("13", "PENDING", priority=999, partition="gpu"),
+        _job("14", "RUNNING"),
+    ]
+    snapshot = await monitor.fresh_snapshot()
+    assert snapshot.queue_position("11") == 2  # behind the higher-priority job 10
+    assert snapshot.queue_position("12") == 3  # same priority, submitted later
+    assert snapshot.queue_position("14") is None
+    assert "10" not in snapshot.jobs  # not ours, but it counts for the position

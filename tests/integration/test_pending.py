@@ -1,0 +1,82 @@
+"""With the GPU partition full, a GPU spawn says why it waits, and can be cancelled."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from .hub import squeue_active
+
+
+@pytest.fixture
+def gpus_full():
+    """A job of another user that holds all four GPUs."""
+    job = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "demo29",
+            "--",
+            "sbatch",
+            "--parsable",
+            "-p",
+            "gpu",
+            "--gres=gpu:4",
+            "--mem=100M",
+            "--time=10",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 600",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout.strip()
+    deadline = time.monotonic() + 30
+    while "RUNNING" not in squeue_active(["-j", job, "-o", "%T"]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    yield job
+    subprocess.run(["scancel", job], check=False)
+
+
+def _progress_messages(hub, user, wanted: str, timeout: float = 30) -> list[str]:
+    """Read the spawn progress event stream until a message contains ``wanted``."""
+    messages = []
+    url = f"{hub.url}/hub/api/users/{user}/server/progress"
+    with hub.http.get(url, stream=True, timeout=timeout) as response:
+        deadline = time.monotonic() + timeout
+        for line in response.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                messages.append(json.loads(line[5:])["message"])
+                if wanted in messages[-1]:
+                    break
+            if time.monotonic() > deadline:
+                break
+    return messages
+
+
+def test_full_gpu_partition_explains_the_wait_and_cancel_leaves_nothing(hub, gpus_full):
+    user = "demo28"
+    hub.stop(user)
+    response = hub.spawn(user, {"partition": "gpu", "gpus": 1})
+    assert response.status_code == 202, response.text  # still pending after 10 s
+
+    messages = _progress_messages(hub, user, "in line")
+    waiting = [m for m in messages if "Waiting for a free GPU in partition gpu" in m]
+    assert waiting and "1st in line" in waiting[-1], messages
+    job = squeue_active(["-u", user, "-o", "%i %T"]).split()
+    assert job[1] == "PENDING"
+
+    cancel = hub.api("DELETE", f"/users/{user}/server")
+    assert cancel.status_code in (202, 204), cancel.text
+    deadline = time.monotonic() + 15
+    while squeue_active(["-u", user]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert squeue_active(["-u", user]) == "", "the cancelled spawn left a job behind"
+    assert hub.server(user) is None
+    # The hub is healthy afterwards: the same user can start once GPUs are free.
+    subprocess.run(["scancel", gpus_full], check=True)
+    assert hub.start(user, {"partition": "gpu", "gpus": 1})["ready"]
+    hub.stop(user)
