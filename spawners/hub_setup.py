@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
@@ -51,6 +52,8 @@ def configure_hub(c, site_path: str) -> Site:
     c.Authenticator.allowed_groups = {site.users.group}
 
     c.JupyterHub.spawner_class = "factorylab-slurm"
+    # Pages that say why a session ended (templates/hub/not_running.html).
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates" / "hub")]
     c.SlurmSpawner.site_file = os.path.abspath(site_path)
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 120

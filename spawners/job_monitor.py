@@ -66,6 +66,9 @@ class JobMonitor:
         self.error_since: float | None = None
         self.queries = 0
         self._starting: set[str] = set()
+        self._claimed: set[str] = set()
+        self._unclaimed_since: dict[str, float] = {}
+        self.orphan_grace: float | None = None  # seconds; None: never cancel orphans
         self._wake = asyncio.Event()
         self._fresh = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -94,6 +97,39 @@ class JobMonitor:
     def mark_settled(self, job_id: str) -> None:
         """The job no longer needs fast polling."""
         self._starting.discard(job_id)
+
+    def claim(self, job_id: str) -> None:
+        """A spawner owns this job: it is not an orphan."""
+        self._claimed.add(job_id)
+
+    def release(self, job_id: str) -> None:
+        """The spawner let go of this job."""
+        self._claimed.discard(job_id)
+
+    async def reconcile_orphans(self, snapshot: Snapshot) -> list[str]:
+        """Cancel active jobs no spawner claims once they were seen for ``orphan_grace``."""
+        if self.orphan_grace is None:
+            return []
+        now = time.monotonic()
+        active = {job_id for job_id, job in snapshot.jobs.items() if job.active}
+        for job_id in list(self._unclaimed_since):
+            if job_id not in active or job_id in self._claimed:
+                del self._unclaimed_since[job_id]
+        cancelled = []
+        for job_id in sorted(active - self._claimed):
+            first_seen = self._unclaimed_since.setdefault(job_id, now)
+            if first_seen == now:
+                log.warning("FactoryLab job %s is not claimed by any session", job_id)
+            if now - first_seen >= self.orphan_grace:
+                job = snapshot.jobs[job_id]
+                log.warning("Cancelling orphan job %s of %s", job_id, job.user)
+                try:
+                    await self.client.cancel(job_id, job.user)
+                    cancelled.append(job_id)
+                    del self._unclaimed_since[job_id]
+                except SlurmError as exc:
+                    log.error("Could not cancel orphan job %s: %s", job_id, exc)
+        return cancelled
 
     @property
     def interval(self) -> float:
@@ -160,7 +196,8 @@ class JobMonitor:
         while True:
             self._wake.clear()
             try:
-                await self.refresh()
+                snapshot = await self.refresh()
+                await self.reconcile_orphans(snapshot)
                 if self.last_error is not None:
                     log.info("Slurm answers again after %s", self.last_error)
                 self.last_error, self.error_since, self._failures = None, None, 0

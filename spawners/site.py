@@ -106,6 +106,26 @@ class SlurmSettings(_Strict):
     command_timeout: float = Field(
         30.0, gt=0, description="Seconds before a Slurm command is abandoned."
     )
+    max_queue_wait: WalltimeSeconds = Field(
+        3600,
+        description="How long a session may wait in the queue before it is cancelled with a "
+        "message. Queue wait does not count against server_start_timeout.",
+    )
+    server_start_timeout: int = Field(
+        300, ge=10, description="Seconds from the job running until its server must listen."
+    )
+    unknown_state_grace: int = Field(
+        300,
+        ge=0,
+        description="Seconds Slurm may fail to answer before the hub reports sessions in an "
+        "unknown state. Sessions are never marked stopped for that alone.",
+    )
+    orphan_grace: int = Field(
+        300,
+        ge=0,
+        description="Seconds a FactoryLab job the hub does not know may run before it is "
+        "cancelled (jobs left by a hub crash during a spawn, say).",
+    )
 
 
 class Partition(_Strict):

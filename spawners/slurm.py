@@ -20,12 +20,14 @@ import batchspawner
 from tornado import web
 from traitlets import Any, Integer, List, Unicode, default
 
+from .job_endings import explain_ending
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
 from .pending_reasons import pending_message
 from .session_request import InvalidRequest, SessionRequest, parse_request
 from .site import Site, cached_site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
+from .units import format_walltime
 
 
 class SessionError(Exception):
@@ -37,6 +39,7 @@ class SessionError(Exception):
 
 
 _monitors: dict[tuple[str, str], JobMonitor] = {}
+EARLY_END = "ended before its server started"
 
 
 def shared_monitor(site: Site) -> JobMonitor:
@@ -49,6 +52,7 @@ def shared_monitor(site: Site) -> JobMonitor:
             active_interval=site.slurm.poll_interval_active,
             steady_interval=site.slurm.poll_interval_steady,
         )
+    _monitors[key].orphan_grace = site.slurm.orphan_grace
     return _monitors[key]
 
 
@@ -93,6 +97,11 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
     ).tag(config=True)
 
     session_request = Any(None, allow_none=True, help="The validated SessionRequest of this spawn.")
+    ended_message = Unicode(
+        "",
+        help="Why the last session ended outside the hub (state; kept past clear_state so "
+        "that the user's next page can show it; cleared by the next start).",
+    )
     job_log = Unicode(help="Path of this session job's log (state).")
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
 
@@ -102,7 +111,14 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
 
     @default("start_timeout")
     def _start_timeout_default(self) -> int:
-        return 600
+        # JupyterHub's outer bound; the queue wait and the server start are limited
+        # separately (site file: slurm.max_queue_wait, slurm.server_start_timeout).
+        return self.site.slurm.max_queue_wait + self.site.slurm.server_start_timeout + 60
+
+    @default("poll_interval")
+    def _poll_interval_default(self) -> int:
+        # poll() only reads the shared snapshot: polling often costs the scheduler nothing.
+        return 5
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -127,6 +143,8 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
             state["job_log"] = self.job_log
         if self.submitted_at:
             state["submitted_at"] = self.submitted_at
+        if self.ended_message:
+            state["ended_message"] = self.ended_message
         return state
 
     def load_state(self, state: dict) -> None:
@@ -134,9 +152,14 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         super().load_state(state)
         self.job_log = state.get("job_log", "")
         self.submitted_at = state.get("submitted_at", 0)
+        self.ended_message = state.get("ended_message", "")
+        if self.job_id:
+            self.monitor.claim(self.job_id)
 
     def clear_state(self) -> None:
-        """Forget the job."""
+        """Forget the job (but not why it ended: see ``ended_message``)."""
+        if self.job_id:
+            self.monitor.release(self.job_id)
         super().clear_state()
         self.job_log = ""
         self.submitted_at = 0
@@ -176,6 +199,7 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         site = self.site
         request: SessionRequest = self.session_request or parse_request({}, site)
         self.port = 0
+        self.ended_message = ""
         self._port_future = asyncio.get_running_loop().create_future()
         nonce = secrets.token_hex(8)
         log_path = os.path.join(site.slurm.job_log_dir, f"{self.user.name}-{nonce}-%j.log")
@@ -197,6 +221,7 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
                     else f": {exc}"
                 )
             ) from None
+        self.monitor.claim(self.job_id)
         self.job_log = log_path.replace("%j", self.job_id)
         self.submitted_at = int(time.time())
         self.log.info("Submitted session job %s for %s (%s)", self.job_id, self.user.name, request)
@@ -211,16 +236,36 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         return self.ip, self.port
 
     async def _wait_for_port(self) -> int:
+        """Wait for the port; fail at once if the job ends, or waits or starts too long."""
+        limits = self.site.slurm
         submitted = time.monotonic()
+        running_since = None
         while True:
             done, _ = await asyncio.wait({self._port_future}, timeout=self.monitor.interval)
             if done:
                 return self._port_future.result()
+            now = time.monotonic()
             job = self.monitor.snapshot.jobs.get(self.job_id)
             if job is not None and not job.active:
-                raise SessionError(self.ended_message(job, before_ready=True))
+                raise SessionError(self.failure_message(job, EARLY_END))
             if job is None and self.monitor.snapshot.taken_at > submitted + 5:
-                raise SessionError(self.ended_message(None, before_ready=True))
+                raise SessionError(self.failure_message(None, EARLY_END))
+            if job is not None and job.running and running_since is None:
+                running_since = now
+            if running_since is None and now - submitted > limits.max_queue_wait:
+                raise SessionError(
+                    f"Your session waited {format_walltime(limits.max_queue_wait)} in the queue "
+                    f"({job.reason if job else 'unknown reason'}) and was withdrawn. Try fewer "
+                    "resources or another partition, or come back later."
+                )
+            if running_since is not None and now - running_since > limits.server_start_timeout:
+                raise SessionError(
+                    self.failure_message(
+                        job,
+                        f"started, but its server did not listen within "
+                        f"{limits.server_start_timeout} s",
+                    )
+                )
 
     async def _running_job(self) -> SlurmJob:
         """The job's record once Slurm shows it running (it has reported its port)."""
@@ -234,9 +279,8 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
             await asyncio.sleep(0.2)
         raise SessionError(f"Slurm does not show session job {self.job_id} running on any node.")
 
-    def ended_message(self, job: SlurmJob | None, before_ready: bool) -> str:
-        """A user-facing account of why the job is gone, with its log tail."""
-        what = "ended before its server started" if before_ready else "has ended"
+    def failure_message(self, job: SlurmJob | None, what: str) -> str:
+        """``Your session job N <what> (state, exit code, reason).`` and its log tail."""
         if job is None:
             head = f"Your session job {self.job_id} {what}; Slurm no longer lists it."
         else:
@@ -266,16 +310,30 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         except TimeoutError:
             return None
         if not self.monitor.healthy:
+            silent = time.monotonic() - (self.monitor.error_since or time.monotonic())
+            if silent > self.site.slurm.unknown_state_grace:
+                self.log.error(
+                    "Slurm has not answered for %.0f s: state of %s's job %s is unknown; "
+                    "keeping the session (%s)",
+                    silent,
+                    self.user.name,
+                    self.job_id,
+                    self.monitor.last_error,
+                )
             return None
         job = snapshot.jobs.get(self.job_id)
         if job is None:
             if snapshot.taken_wall < self.submitted_at + 2:
                 return None  # the snapshot predates the submission
             self.log.warning("Session job %s of %s is gone from Slurm", self.job_id, self.user.name)
+            self.ended_message = explain_ending(None)
             return 1
         if job.active:
             return None
-        self.log.info("Session job %s ended: %s", self.job_id, self.ended_message(job, False))
+        self.ended_message = explain_ending(job)
+        self.log.info(
+            "Session job %s ended: %s", self.job_id, self.failure_message(job, "has ended")
+        )
         return job.exit_code if job.exit_code and job.exit_code > 0 else 1
 
     async def stop(self, now: bool = False) -> None:

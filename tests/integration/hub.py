@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 import websocket
+import yaml
 
 HUB_URL = os.environ.get("FACTORYLAB_URL", "http://127.0.0.1:8000")
 ADMIN_TOKEN_FILE = Path("/var/lib/factorylab/admin-api.token")
@@ -82,6 +83,26 @@ class Hub:
         response = self.api("POST", f"/users/{name}/tokens", json={"note": "factorylab tests"})
         assert response.status_code == 201, response.text
         return response.json()["token"]
+
+
+def demo_password() -> str:
+    """The demo users' password, from the site file `make up` deploys."""
+    site = Path(__file__).resolve().parents[2] / "hub_config" / "site.local.yaml"
+    return yaml.safe_load(site.read_text())["demo"]["password"]
+
+
+def login(user: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Log in through the hub's login form, as a browser would."""
+    browser = requests.Session()
+    page = browser.get(f"{HUB_URL}/hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    response = browser.post(
+        f"{HUB_URL}/hub/login",
+        data={"username": user, "password": password, "_xsrf": xsrf},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return browser, response
 
 
 def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **kwargs):

@@ -1,6 +1,7 @@
 """Restarting the hub keeps running sessions reachable and re-adopts them."""
 
 import subprocess
+import time
 
 from .hub import job_id_of, proxied
 
@@ -21,4 +22,8 @@ def test_hub_restart_keeps_a_session(hub, session):
     server = hub.server(user)
     assert server and server["ready"], server
     assert job_id_of(user) == job
+    # Re-adopted, not mistaken for an orphan once the orphan grace (20 s) has passed.
+    time.sleep(45)
+    assert job_id_of(user) == job
+    assert hub.server(user)["ready"]
     assert proxied(hub, user, "api/status", token).status_code == 200

@@ -31,6 +31,10 @@ class FakeClient:
         self.calls = 0
         self.jobs = [_job("1"), _job("2", name="other")]
         self.fail = False
+        self.cancelled = []
+
+    async def cancel(self, job_id, user):
+        self.cancelled.append((job_id, user))
 
     async def queue(self):
         self.calls += 1
@@ -103,3 +107,20 @@ async def test_queue_position_counts_every_pending_job_of_the_partition(monitor)
     assert snapshot.queue_position("12") == 3  # same priority, submitted later
     assert snapshot.queue_position("14") is None
     assert "10" not in snapshot.jobs  # not ours, but it counts for the position
+
+
+async def test_unclaimed_jobs_are_cancelled_after_the_grace(monitor):
+    monitor.client.jobs = [_job("21"), _job("22"), _job("23", "COMPLETED")]
+    monitor.claim("21")
+    monitor.orphan_grace = 0.3
+    snapshot = await monitor.fresh_snapshot()
+    assert await monitor.reconcile_orphans(snapshot) == []  # first seen now
+    await asyncio.sleep(0.35)
+    assert await monitor.reconcile_orphans(snapshot) == ["22"]
+    assert monitor.client.cancelled == [("22", "demo01")]
+
+
+async def test_orphans_are_left_alone_without_a_grace(monitor):
+    monitor.client.jobs = [_job("31")]
+    snapshot = await monitor.fresh_snapshot()
+    assert await monitor.reconcile_orphans(snapshot) == []

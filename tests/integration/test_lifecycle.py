@@ -1,0 +1,115 @@
+"""Sessions that end outside the hub, scheduler outages, and orphan jobs."""
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from .hub import HUB_URL, demo_password, job_id_of, login, proxied, squeue_active
+
+# Site file (demo): squeue every 20 s when steady, poll() every 5 s, orphans after 20 s.
+NOTICE_WITHIN = 20 + 5 + 5
+
+
+def _wait_gone(hub, user, timeout):
+    deadline = time.monotonic() + timeout
+    while hub.server(user) and time.monotonic() < deadline:
+        time.sleep(1)
+    return hub.server(user) is None
+
+
+def _next_page_says(user, words):
+    browser, response = login(user, demo_password())
+    assert response.status_code == 302
+    page = browser.get(f"{HUB_URL}/hub/user/{user}/lab", timeout=30)
+    assert page.status_code == 424, page.status_code
+    assert 'id="factorylab-ended"' in page.text and words in page.text, page.text[-1500:]
+
+
+def test_scancel_by_an_admin_is_noticed_and_explained(hub, session):
+    user = "demo27"
+    session(user, {"partition": "cpu"})
+    subprocess.run(["scancel", job_id_of(user)], check=True)
+    began = time.monotonic()
+    assert _wait_gone(hub, user, NOTICE_WITHIN + 10), "the hub still shows the server"
+    assert time.monotonic() - began <= NOTICE_WITHIN
+    _next_page_says(user, "cancelled outside FactoryLab")
+
+
+def test_walltime_expiry_is_noticed_and_explained(hub, session):
+    user = "demo26"
+    session(user, {"partition": "cpu", "walltime": "00:01:00"})
+    # Slurm enforces limits on a ~30 s sweep, then the hub notices within one interval.
+    assert _wait_gone(hub, user, 60 + 35 + NOTICE_WITHIN + 10)
+    _next_page_says(user, "reached its time limit of 00:01:00")
+
+
+def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):
+    users = [f"demo{n:02d}" for n in range(21, 26)]
+    with ThreadPoolExecutor(len(users)) as pool:
+        list(pool.map(lambda u: session(u, {"partition": "cpu"}), users))
+    tokens = {user: hub.user_token(user) for user in users}
+    for user in users:  # like open tabs: each session has seen its token
+        assert proxied(hub, user, "api/status", tokens[user]).status_code == 200
+
+    subprocess.run(["/usr/local/sbin/factorylab-service", "stop", "slurmctld"], check=True)
+    outage_began = time.monotonic()
+    try:
+        response = hub.spawn("demo20", {"partition": "cpu"})
+        message = response.json().get("message", "") if response.status_code >= 400 else ""
+        assert response.status_code == 500 and "scheduler is not answering" in message, (
+            response.status_code,
+            response.text,
+        )
+        time.sleep(max(0, 60 - (time.monotonic() - outage_began)))
+        for user in users:
+            server = hub.server(user)
+            assert server and server["ready"], f"{user} was dropped during the outage"
+            assert proxied(hub, user, "api/status", tokens[user]).status_code == 200
+    finally:
+        subprocess.run(["/usr/local/sbin/factorylab-service", "start", "slurmctld"], check=True)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ok = subprocess.run(["scontrol", "ping"], capture_output=True).returncode == 0
+        if ok:
+            break
+        time.sleep(1)
+    time.sleep(NOTICE_WITHIN)  # the hub polls again with the controller back
+    for user in users:
+        assert hub.server(user)["ready"]
+        assert proxied(hub, user, "api/status", tokens[user]).status_code == 200
+    assert squeue_active(["-u", "demo20"]) == "", "the refused spawn left a job"
+    assert hub.server("demo20") is None
+
+
+def test_an_orphan_factorylab_job_is_cancelled_after_the_grace():
+    job = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "demo19",
+            "--",
+            "sbatch",
+            "--parsable",
+            "--job-name=factorylab",
+            "--mem=100M",
+            "--time=10",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 600",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 20 + 2 * NOTICE_WITHIN
+        while squeue_active(["-j", job]) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert squeue_active(["-j", job]) == "", "the orphan job still runs"
+    finally:
+        subprocess.run(["scancel", job], check=False)
+    assert requests.get(f"{HUB_URL}/hub/api/", timeout=10).status_code == 200
