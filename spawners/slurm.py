@@ -18,7 +18,7 @@ from collections import deque
 
 import batchspawner
 from tornado import web
-from traitlets import Any, Integer, List, Unicode, default
+from traitlets import Any, Dict, Integer, List, Unicode, default
 
 from .job_endings import explain_ending
 from .job_monitor import JobMonitor
@@ -74,7 +74,12 @@ def apply_session_options(spawner: SlurmSpawner, user_options: dict) -> None:
     try:
         spawner.session_request = parse_request(user_options or {}, spawner.site)
     except InvalidRequest as exc:
+        # JupyterHub has already stored these options for reuse by the next plain Start;
+        # put back the last accepted ones, so a refused choice is never replayed.
+        spawner.orm_spawner.user_options = dict(spawner.accepted_options)
+        spawner.db.commit()
         raise web.HTTPError(400, f"Your session was not submitted. {exc}") from None
+    spawner.accepted_options = dict(user_options or {})
 
 
 class SlurmSpawner(batchspawner.SlurmSpawner):
@@ -101,6 +106,9 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         "",
         help="Why the last session ended outside the hub (state; kept past clear_state so "
         "that the user's next page can show it; cleared by the next start).",
+    )
+    accepted_options = Dict(
+        help="The last user options that passed validation (state; what a plain Start reuses)."
     )
     job_log = Unicode(help="Path of this session job's log (state).")
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
@@ -145,6 +153,8 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
             state["submitted_at"] = self.submitted_at
         if self.ended_message:
             state["ended_message"] = self.ended_message
+        if self.accepted_options:
+            state["accepted_options"] = self.accepted_options
         return state
 
     def load_state(self, state: dict) -> None:
@@ -153,11 +163,12 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         self.job_log = state.get("job_log", "")
         self.submitted_at = state.get("submitted_at", 0)
         self.ended_message = state.get("ended_message", "")
+        self.accepted_options = state.get("accepted_options", {})
         if self.job_id:
             self.monitor.claim(self.job_id)
 
     def clear_state(self) -> None:
-        """Forget the job (but not why it ended: see ``ended_message``)."""
+        """Forget the job (but not why it ended, nor the accepted options)."""
         if self.job_id:
             self.monitor.release(self.job_id)
         super().clear_state()

@@ -82,3 +82,8 @@ def test_refused_options_submit_nothing(hub):
         assert words in response.json()["message"]
     assert sdiag_count("REQUEST_SUBMIT_BATCH_JOB") == before
     assert hub.server(user) is None
+
+    # A plain Start afterwards is not a replay of the refused choice.
+    hub.start(user)
+    assert squeue_active(["-u", user, "-o", "%P"]) == "cpu"
+    hub.stop(user)
