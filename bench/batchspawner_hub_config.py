@@ -17,6 +17,10 @@ c.JupyterHub.authenticator_class = "dummy"
 c.SlurmSpawner.batchspawner_singleuser_cmd = f"{env}/bin/batchspawner-singleuser"
 c.Spawner.cmd = [f"{env}/bin/jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
+# The same timeouts as FactoryLab's hub: JupyterHub's default http_timeout (30 s) fails
+# most servers of a 40-user burst on a small node, which would not be a fair comparison.
+c.Spawner.http_timeout = 120
+c.Spawner.start_timeout = 600
 c.SlurmSpawner.req_partition = "cpu"
 c.SlurmSpawner.req_runtime = "01:00:00"
 c.SlurmSpawner.req_memory = "1G"
