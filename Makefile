@@ -14,7 +14,7 @@ help:
 	@echo "make up      bring up Slurm + JupyterHub on this machine (root)"
 	@echo "make down    stop everything make up started"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
-	@echo "make bench   cold-spawn benchmark: FactoryLab vs batchspawner vs raw sbatch"
+	@echo "make bench   cold-spawn and 40-user burst benchmarks vs batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
 
 up:
@@ -53,3 +53,4 @@ test: venv up
 
 bench: venv up
 	$(PY) -m bench.cold_spawn
+	$(PY) -m bench.burst

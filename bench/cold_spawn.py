@@ -19,175 +19,23 @@ from __future__ import annotations
 import json
 import os
 import platform
-import secrets
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import requests
+from bench.common import (
+    BASE_ENV,
+    RESULTS,
+    STOCK_ENV,
+    BatchspawnerHub,
+    ensure_stock_env,
+    jupyterlab_pin,
+    run_floor,
+    run_hub,
+    summarise,
+)
+from tests.integration.hub import ADMIN_TOKEN_FILE, Hub
 
-from tests.integration.hub import ADMIN_TOKEN_FILE, Hub, proxied
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-BASE_ENV = Path("/opt/factorylab/envs/base")
-BATCHSPAWNER_ENV = Path("/opt/factorylab/envs/bench-batchspawner")
-STOCK_ENV = Path("/opt/factorylab/envs/bench-stock")
-HUB_VENV = Path("/opt/factorylab/hub")
-CHP = Path("/opt/factorylab/proxy/node_modules/.bin/configurable-http-proxy")
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-TIMEOUT = 120
-
-
-def wait_http(url: str, headers: dict | None = None, timeout: float = TIMEOUT) -> None:
-    """Poll ``url`` every 50 ms until it answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, headers=headers, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_floor(user: str, env: Path) -> float:
-    """sbatch a plain jupyter-lab from ``env`` as ``user``; seconds until /api/status answers."""
-    port = free_port()
-    script = f"""#!/bin/bash
-#SBATCH --job-name=bench-floor
-#SBATCH --partition=cpu
-#SBATCH --mem=1G
-#SBATCH --time=00:10:00
-#SBATCH --output=/dev/null
-exec {env}/bin/jupyter-lab --no-browser --ip=127.0.0.1 --port={port} \\
-  --ServerApp.token='' --ServerApp.password='' --ServerApp.disable_check_xsrf=True
-"""
-    began = time.perf_counter()
-    job = subprocess.run(
-        ["sudo", "-n", "-u", user, "/usr/bin/sbatch", "--parsable"],
-        input=script,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    ).stdout.strip()
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/status")
-        return time.perf_counter() - began
-    finally:
-        subprocess.run(["scancel", job], check=False)
-
-
-def run_hub(hub: Hub, user: str) -> float:
-    """Start ``user``'s server through ``hub``; seconds until it answers via the proxy."""
-    token = hub.user_token(user)
-    began = time.perf_counter()
-    response = hub.spawn(user, {})
-    assert response.status_code in (201, 202), response.text
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if proxied(hub, user, "api/status", token).status_code == 200:
-                elapsed = time.perf_counter() - began
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    else:
-        raise TimeoutError(f"{user}'s server did not answer within {TIMEOUT} s")
-    hub.stop(user)
-    return elapsed
-
-
-def ensure_stock_env(path: Path, *requirements: str) -> None:
-    """A plain ``pip install`` env, as a user would make it (built once)."""
-    if (path / ".complete").exists():
-        return
-    print(f"Building the comparison env {path} (once)…", flush=True)
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(path)], check=True)
-    subprocess.run([str(path / "bin" / "pip"), "install", "-q", *requirements], check=True)
-    (path / ".complete").touch()
-
-
-def jupyterlab_pin() -> str:
-    spec = (REPO / "images" / "base" / "requirements.txt").read_text().splitlines()
-    return next(line for line in spec if line.startswith("jupyterlab=="))
-
-
-def ensure_batchspawner_env() -> None:
-    """The base image's spec plus batchspawner 1.3 (its job-side wrapper), stock."""
-    ensure_stock_env(
-        BATCHSPAWNER_ENV,
-        "-r",
-        str(REPO / "images" / "base" / "requirements.txt"),
-        "batchspawner==1.3.0",
-    )
-
-
-class BatchspawnerHub:
-    """A throwaway JupyterHub with plain batchspawner, run as root on ports 8100/8181."""
-
-    def __enter__(self) -> Hub:
-        ensure_batchspawner_env()
-        self.state = tempfile.mkdtemp(prefix="factorylab-bench-")
-        token = secrets.token_hex(32)
-        env = dict(
-            os.environ,
-            BENCH_ENV=str(BATCHSPAWNER_ENV),
-            BENCH_STATE=self.state,
-            BENCH_TOKEN=token,
-            BENCH_CHP=str(CHP),
-            CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
-        )
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        self.log = open(RESULTS / "batchspawner-hub.log", "w")
-        self.process = subprocess.Popen(
-            [
-                str(HUB_VENV / "bin" / "jupyterhub"),
-                "-f",
-                str(Path(__file__).parent / "batchspawner_hub_config.py"),
-            ],
-            cwd=self.state,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        hub = Hub(token, url="http://127.0.0.1:8100")
-        wait_http(f"{hub.url}/hub/api/", timeout=60)
-        return hub
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None:
-            print(
-                f"The batchspawner hub's log: {RESULTS / 'batchspawner-hub.log'}", file=sys.stderr
-            )
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
-        subprocess.run(["scancel", "--name=spawner-jupyterhub"], check=False)
-        shutil.rmtree(self.state, ignore_errors=True)
-
-
-def summarise(samples: list[float]) -> dict:
-    return {
-        "runs_s": [round(s, 3) for s in samples],
-        "median_s": round(statistics.median(samples), 3),
-        "min_s": round(min(samples), 3),
-        "max_s": round(max(samples), 3),
-    }
 
 
 def main() -> int:

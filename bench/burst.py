@@ -1,0 +1,153 @@
+"""Burst and scheduler-load benchmark: 40 users press Start in the same moment.
+
+* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` (stock env) at once, each
+  until its ``/api/status`` answers;
+* **factorylab** and **batchspawner**: 40 demo users start at once through each hub,
+  each until ``/user/NAME/api/status`` answers through the proxy;
+* **scheduler load**: with those 40 sessions running, the job-status RPCs slurmctld
+  serves in 60 s (``sdiag --reset``, then its per-message-type counts).
+
+Writes ``bench/results/burst.json``. Run as root after ``make up`` (``make bench``).
+``BENCH_BURST`` sets the number of users (default 40).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.common import (
+    RESULTS,
+    STOCK_ENV,
+    BatchspawnerHub,
+    ensure_stock_env,
+    jupyterlab_pin,
+    run_floor,
+    run_hub,
+)
+from tests.integration.hub import ADMIN_TOKEN_FILE, Hub
+
+USERS = [f"demo{n:02d}" for n in range(1, int(os.environ.get("BENCH_BURST", "40")) + 1)]
+LOAD_SECONDS = 60
+
+
+def summary(times: list[float], failures: list[str]) -> dict:
+    """p50/p95/max of the successful starts, and the failures."""
+    ordered = sorted(times)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else None
+    return {
+        "started": len(times),
+        "failures": len(failures),
+        "failure_messages": failures[:5],
+        "p50_s": round(statistics.median(ordered), 2) if ordered else None,
+        "p95_s": round(p95, 2) if p95 is not None else None,
+        "max_s": round(ordered[-1], 2) if ordered else None,
+    }
+
+
+def burst(start_one) -> tuple[list[float], list[str]]:
+    """Run ``start_one(user)`` for every user at the same moment."""
+    times, failures = [], []
+    with ThreadPoolExecutor(len(USERS)) as pool:
+        for user, future in [(u, pool.submit(start_one, u)) for u in USERS]:
+            try:
+                result = future.result()
+                times.append(result[0] if isinstance(result, tuple) else result)
+            except Exception as exc:  # a failed start is a result, not a crash
+                failures.append(f"{user}: {exc}"[:300])
+    return times, failures
+
+
+def status_rpcs_per_minute() -> dict:
+    """Job-status RPCs slurmctld serves in LOAD_SECONDS (sdiag), scaled to a minute."""
+    subprocess.run(["sdiag", "--reset"], check=True, capture_output=True)
+    time.sleep(LOAD_SECONDS)
+    out = subprocess.run(["sdiag"], check=True, capture_output=True, text=True).stdout
+    counts = {
+        name: int(count)
+        for name, count in re.findall(
+            r"^\s*(REQUEST_\w*JOB\w*INFO\w*)\s+\(\s*\d+\)\s+count:(\d+)", out, re.M
+        )
+    }
+    scale = 60 / LOAD_SECONDS
+    return {
+        "per_minute": round(sum(counts.values()) * scale, 1),
+        "by_type_per_minute": {k: round(v * scale, 1) for k, v in counts.items()},
+    }
+
+
+def measure_hub(hub: Hub) -> dict:
+    """Burst through ``hub``, measure the scheduler load, then stop everything."""
+    tokens = {user: hub.user_token(user) for user in USERS}
+    times, failures = burst(lambda user: run_hub(hub, user, tokens[user], keep=True))
+    time.sleep(10)  # let the starts settle
+    load = status_rpcs_per_minute()
+    with ThreadPoolExecutor(len(USERS)) as pool:
+        list(pool.map(hub.stop, USERS))
+    return {"burst": summary(times, failures), "scheduler_load": load}
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        sys.exit("make bench runs as root, after make up")
+    ensure_stock_env(STOCK_ENV, jupyterlab_pin())
+    report: dict = {
+        "benchmark": "burst",
+        "users": len(USERS),
+        "what": "seconds from the start request until each server's /api/status answers",
+        "targets": {"burst_p95_vs_floor": 1.1, "failures": 0, "status_rpcs_per_minute": 4},
+    }
+
+    jobs: list[str] = []
+
+    def floor_one(user):
+        elapsed, job = run_floor(user, STOCK_ENV, keep=True)
+        jobs.append(job)
+        return elapsed
+
+    print(f"burst floor: {len(USERS)} raw sbatch of jupyter-lab…", flush=True)
+    times, failures = burst(floor_one)
+    report["burst_floor"] = summary(times, failures)
+    subprocess.run(["scancel", *jobs], check=False)
+    time.sleep(5)
+
+    print("FactoryLab burst…", flush=True)
+    report["factorylab"] = measure_hub(Hub(ADMIN_TOKEN_FILE.read_text().strip()))
+    print("batchspawner burst…", flush=True)
+    with BatchspawnerHub() as batchspawner:
+        report["batchspawner"] = measure_hub(batchspawner)
+
+    floor_p95 = report["burst_floor"]["p95_s"]
+    report["ratios"] = {
+        f"{name}_p95_vs_floor": round(report[name]["burst"]["p95_s"] / floor_p95, 3)
+        for name in ("factorylab", "batchspawner")
+        if report[name]["burst"]["p95_s"] and floor_p95
+    }
+    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "burst.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    print(
+        f"\n{'burst of ' + str(len(USERS)):<16}{'p50 s':>8}{'p95 s':>8}{'fails':>7}{'RPC/min':>9}"
+    )
+    rows = [("floor", report["burst_floor"], None)] + [
+        (name, report[name]["burst"], report[name]["scheduler_load"]["per_minute"])
+        for name in ("factorylab", "batchspawner")
+    ]
+    for name, values, rpcs in rows:
+        print(
+            f"{name:<16}{values['p50_s'] or 0:>8.1f}{values['p95_s'] or 0:>8.1f}"
+            f"{values['failures']:>7}{'' if rpcs is None else rpcs:>9}"
+        )
+    print(f"\nratios: {report['ratios']}; written to {RESULTS / 'burst.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
