@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.hub import Hub, proxied
+from tests.integration.hub import Hub, proxied, sbatch_as
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -57,19 +57,11 @@ def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, 
 #SBATCH --partition=cpu
 #SBATCH --mem=1G
 #SBATCH --time=00:10:00
-#SBATCH --output=/dev/null
 exec {env}/bin/jupyter-lab --no-browser --ip=127.0.0.1 --port={port} \\
   --ServerApp.token='' --ServerApp.password='' --ServerApp.disable_check_xsrf=True
 """
     began = time.perf_counter()
-    job = subprocess.run(
-        ["sudo", "-n", "-u", user, "/usr/bin/sbatch", "--parsable"],
-        input=script,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    ).stdout.strip()
+    job = sbatch_as(user, script=script)
     try:
         wait_http(f"http://127.0.0.1:{port}/api/status", timeout=TIMEOUT * 3 if keep else TIMEOUT)
         elapsed = time.perf_counter() - began

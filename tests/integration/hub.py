@@ -159,6 +159,20 @@ def run_in_kernel(hub: Hub, user: str, token: str, code: str, timeout: float = 6
     raise AssertionError("the kernel did not finish in time")
 
 
+def sbatch_as(user: str, *options: str, script: str | None = None) -> str:
+    """Submit a job directly (not through the hub) as ``user``; return its id.
+
+    Without ``script``, the job sleeps for ten minutes: a placeholder that holds resources.
+    """
+    argv = ["runuser", "-u", user, "--", "/usr/bin/sbatch", "--parsable", "--output=/dev/null"]
+    if script is None:
+        argv += ["--mem=100M", "--time=10", *options, "--wrap", "sleep 600"]
+    else:
+        argv += list(options)
+    result = subprocess.run(argv, input=script, capture_output=True, text=True, check=True, cwd="/")
+    return result.stdout.strip()
+
+
 def squeue_active(job_filter: list[str]) -> str:
     """``squeue -h`` (active jobs only) with the given filter arguments."""
     return subprocess.run(

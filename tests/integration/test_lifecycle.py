@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .hub import HUB_URL, demo_password, job_id_of, login, proxied, squeue_active
+from .hub import HUB_URL, demo_password, job_id_of, login, proxied, sbatch_as, squeue_active
 
 # Site file (demo): squeue every 20 s when steady, poll() every 5 s, orphans after 20 s.
 NOTICE_WITHIN = 20 + 5 + 5
@@ -85,26 +85,7 @@ def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):
 
 
 def test_an_orphan_factorylab_job_is_cancelled_after_the_grace():
-    job = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "demo19",
-            "--",
-            "sbatch",
-            "--parsable",
-            "--job-name=factorylab",
-            "--mem=100M",
-            "--time=10",
-            "--output=/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    ).stdout.strip()
+    job = sbatch_as("demo19", "--job-name=factorylab")
     try:
         deadline = time.monotonic() + 20 + 2 * NOTICE_WITHIN
         while squeue_active(["-j", job]) and time.monotonic() < deadline:

@@ -6,34 +6,13 @@ import time
 
 import pytest
 
-from .hub import squeue_active
+from .hub import sbatch_as, squeue_active
 
 
 @pytest.fixture
 def gpus_full():
     """A job of another user that holds all four GPUs."""
-    job = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "demo29",
-            "--",
-            "sbatch",
-            "--parsable",
-            "-p",
-            "gpu",
-            "--gres=gpu:4",
-            "--mem=100M",
-            "--time=10",
-            "--output=/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    ).stdout.strip()
+    job = sbatch_as("demo29", "-p", "gpu", "--gres=gpu:4")
     deadline = time.monotonic() + 30
     while "RUNNING" not in squeue_active(["-j", job, "-o", "%T"]) and time.monotonic() < deadline:
         time.sleep(0.3)
