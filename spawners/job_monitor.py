@@ -10,7 +10,6 @@ steady; scheduler errors keep the last good snapshot and back off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -211,8 +210,12 @@ class JobMonitor:
             except Exception:  # never let the shared loop die
                 log.exception("unexpected error in the job monitor")
                 wait = self.steady_interval
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), wait)
-            if self.last_error is not None and self._failures:
-                # A wake-up during an outage must not turn backoff into a busy loop.
+                woken_early = True
+            except TimeoutError:
+                woken_early = False
+            if woken_early and self._failures:
+                # Callers asking for fresh snapshots during an outage must not turn the
+                # backoff into a busy loop; a full backoff wait needs no extra pause.
                 await asyncio.sleep(min(wait, self.active_interval))
