@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .site import is_valid_username
+from .site import SLURM_NAME, is_valid_username
 
 # Slurm job states in which a session job may still become or be a running server.
 ACTIVE_STATES = frozenset(
@@ -211,3 +212,39 @@ class SlurmClient:
         if errors:
             raise SlurmError(f"squeue reported: {errors}", transient=True)
         return [SlurmJob.from_json(raw) for raw in payload.get("jobs", [])]
+
+    async def nodes(self) -> list[dict]:
+        """Every node with its CPUs, GRES and partitions, from one ``sinfo --json`` call."""
+        result = await self.run([self._command("sinfo"), "--json"])
+        try:
+            payload = json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise SlurmError(f"sinfo --json printed invalid JSON: {exc}", transient=True) from None
+        errors = payload.get("errors") or []
+        if errors:
+            raise SlurmError(f"sinfo reported: {errors}", transient=True)
+        return list(payload.get("nodes", []))
+
+    async def reservations(self) -> str:
+        """``scontrol -o show reservation``: one line per reservation."""
+        result = await self.run([self._command("scontrol"), "-o", "show", "reservation"])
+        return result.stdout
+
+    async def associations(self, user: str) -> list[str]:
+        """The accounts ``user`` has associations with (needs Slurm accounting)."""
+        if not is_valid_username(user):
+            raise SlurmError(f"not a plain Unix user name: {user[:40]!r}")
+        result = await self.run(
+            [
+                self._command("sacctmgr"),
+                "--noheader",
+                "--parsable2",
+                "show",
+                "associations",
+                "where",
+                f"users={user}",
+                "format=Account",
+            ]
+        )
+        names = [line.strip() for line in result.stdout.splitlines()]
+        return list(dict.fromkeys(name for name in names if re.fullmatch(SLURM_NAME, name)))

@@ -126,3 +126,35 @@ def test_fixture_is_real_output():
     payload = json.loads(FIXTURE.read_text())
     assert payload["meta"]["Slurm"]["release"].startswith("22.05")
     assert os.path.getsize(FIXTURE) > 1000
+
+
+SINFO = Path(__file__).parent / "fixtures" / "sinfo-22.05.json"
+
+
+async def test_nodes_come_from_sinfo_json(fake_bin):
+    _script(fake_bin, "sinfo", f'[ "$1" = --json ] && cat {SINFO}\n')
+    nodes = await _client(fake_bin).nodes()
+    assert nodes[0]["gres"] == "gpu:h100:4" and nodes[0]["partitions"] == ["cpu", "gpu"]
+
+
+async def test_reservations_use_one_line_output(fake_bin):
+    _script(fake_bin, "scontrol", 'echo "$@" > "$(dirname "$0")/args"\necho ReservationName=r\n')
+    assert (await _client(fake_bin).reservations()).strip() == "ReservationName=r"
+    assert (fake_bin / "args").read_text().split() == ["-o", "show", "reservation"]
+
+
+async def test_associations_list_plain_account_names_only(fake_bin):
+    _script(fake_bin, "sacctmgr", 'printf "proj-a\\nproj-b\\nproj-a\\nbad name;x\\n"\n')
+    assert await _client(fake_bin).associations("demo01") == ["proj-a", "proj-b"]
+    with pytest.raises(SlurmError):
+        await _client(fake_bin).associations("root; id")
+
+
+async def test_associations_without_accounting_fail(fake_bin):
+    _script(
+        fake_bin,
+        "sacctmgr",
+        "echo 'You are not running a supported accounting_storage plugin'\nexit 1\n",
+    )
+    with pytest.raises(SlurmError, match="accounting_storage"):
+        await _client(fake_bin).associations("demo01")
