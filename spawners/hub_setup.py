@@ -12,8 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
+from tornado import web
 
-from . import port_api
+from . import port_api, spawn_form
 from .site import Site, SiteFileError, load_site
 
 ADMIN_SERVICE = "factorylab-admin"
@@ -51,17 +52,24 @@ def configure_hub(c, site_path: str) -> Site:
     c.PAMAuthenticator.open_sessions = False
     c.Authenticator.allowed_groups = {site.users.group}
 
-    c.JupyterHub.spawner_class = "factorylab-slurm"
-    # Pages that say why a session ended (templates/hub/not_running.html).
+    # Profiles (site file) through wrapspawner; each profile's child is our SlurmSpawner.
+    c.JupyterHub.spawner_class = "factorylab-profiles"
+    c.JupyterHub.allow_named_servers = site.hub.named_servers > 0
+    c.JupyterHub.named_server_limit_per_user = site.hub.named_servers
+    # The spawn page and the page that says why a session ended (templates/hub/).
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates" / "hub")]
     c.SlurmSpawner.site_file = os.path.abspath(site_path)
+    c.ProfilesSpawner.site_file = os.path.abspath(site_path)
     c.Spawner.default_url = "/lab"
     c.Spawner.http_timeout = 120
 
     # Jobs report their port to our endpoint; batchspawner's own (which sets any
     # attribute a job posts, registered when batchspawner is imported) is not routed.
     port_api.remove_batchspawner_handler()
-    c.JupyterHub.extra_handlers = [*port_api.handlers()]
+    c.JupyterHub.extra_handlers = [
+        *port_api.handlers(),
+        (spawn_form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(spawn_form.STATIC_DIR)}),
+    ]
 
     admin_token = os.environ.get("FACTORYLAB_ADMIN_API_TOKEN", "")
     if admin_token:

@@ -41,6 +41,8 @@ class JobSpec:
     venv: str
     server_args: Sequence[str] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
+    apptainer: str | None = None
+    binds: Sequence[str] = ()
 
     def check(self) -> None:
         """Refuse anything that could break out of an ``#SBATCH`` line or a quote."""
@@ -52,6 +54,12 @@ class JobSpec:
             raise ValueError(f"job name {self.job_name!r} is not a plain name")
         for label, path in (("log path", self.log_path), ("working directory", self.workdir)):
             if not _SAFE_PATH.match(path):
+                raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
+        for label, path in (
+            ("Apptainer image", self.apptainer),
+            *(("bind", b) for b in self.binds),
+        ):
+            if path is not None and not _SAFE_PATH.match(path.split(":")[0]):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
         for key, value in self.environment.items():
             if not _ENV_NAME.match(key):
@@ -73,6 +81,14 @@ def render_job_script(spec: JobSpec) -> str:
     """
     spec.check()
     venv_bin = f"{spec.venv.rstrip('/')}/bin"
+    container: list[str] = []
+    if spec.apptainer:
+        container = ["apptainer", "exec"]
+        if spec.request.gpus:
+            container.append("--nv")
+        for bind in spec.binds:
+            container += ["--bind", bind]
+        container.append(spec.apptainer)
     return _environment.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,
@@ -86,4 +102,5 @@ def render_job_script(spec: JobSpec) -> str:
         server=f"{venv_bin}/jupyterhub-singleuser",
         server_args=list(spec.server_args),
         environment=dict(spec.environment),
+        container=container,
     )

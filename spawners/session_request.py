@@ -9,10 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .site import Site
+from .availability import PartitionLoad
+from .entitlements import Entitlements, unrestricted
+from .site import Profile, Site
 from .units import format_memory, format_walltime, parse_memory_mib, parse_walltime_seconds
 
-FIELDS = ("partition", "image", "gpus", "gpu_type", "cpus", "memory", "walltime")
+FIELDS = (
+    "profile",
+    "partition",
+    "image",
+    "gpus",
+    "gpu_type",
+    "cpus",
+    "memory",
+    "walltime",
+    "account",
+    "reservation",
+)
 _MAX_TEXT = 64
 
 
@@ -35,6 +48,10 @@ class SessionRequest:
     cpus: int
     memory_mib: int
     walltime_seconds: int
+    account: str | None = None
+    reservation: str | None = None
+    profile: str | None = None
+    gpu_request: str = "gres"
 
     @property
     def memory(self) -> str:
@@ -47,11 +64,23 @@ class SessionRequest:
         return format_walltime(self.walltime_seconds)
 
     @property
-    def gres(self) -> str | None:
-        """The ``--gres`` value, or None for a CPU session."""
+    def gpu_option(self) -> str | None:
+        """``--gres=gpu[:type]:N`` or ``--gpus=[type:]N`` (per the partition), or None."""
         if not self.gpus:
             return None
-        return f"gpu:{self.gpu_type}:{self.gpus}" if self.gpu_type else f"gpu:{self.gpus}"
+        typed = f"{self.gpu_type}:{self.gpus}" if self.gpu_type else str(self.gpus)
+        return f"--gpus={typed}" if self.gpu_request == "gpus" else f"--gres=gpu:{typed}"
+
+    def summary(self) -> str:
+        """One line for people: ``gpu: 1 GPU, 2 CPUs, 4G, 02:00:00, image base``."""
+        parts = [f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}"] if self.gpus else []
+        parts += [f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}", self.memory, self.walltime]
+        parts.append(f"image {self.image}")
+        if self.account:
+            parts.append(f"account {self.account}")
+        if self.reservation:
+            parts.append(f"reservation {self.reservation}")
+        return f"{self.partition}: " + ", ".join(parts)
 
 
 def _text(options: Mapping[str, object], field: str) -> str | None:
@@ -86,12 +115,19 @@ def _integer(options: Mapping[str, object], field: str, default: int, low: int, 
     return value
 
 
-def _choice(options: Mapping[str, object], field: str, default: str, allowed: list[str]) -> str:
+def _choice(
+    options: Mapping[str, object],
+    field: str,
+    default: str | None,
+    allowed: list[str] | tuple[str, ...],
+    refusal: str = "is not offered",
+) -> str | None:
     text = _text(options, field)
     if text is None:
         return default
     if text not in allowed:
-        raise InvalidRequest(field, f"{text!r} is not offered; choose one of: {', '.join(allowed)}")
+        offered = f"choose one of: {', '.join(allowed)}" if allowed else "leave it empty"
+        raise InvalidRequest(field, f"{text!r} {refusal}; {offered}")
     return text
 
 
@@ -117,18 +153,81 @@ def _quantity(
     return value
 
 
-def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
-    """Turn user options (API body or form data) into a :class:`SessionRequest`.
+def _with_profile(
+    options: Mapping[str, object], site: Site, allowed: Entitlements
+) -> tuple[str | None, dict[str, object]]:
+    """Expand ``profile`` into its values; fields the user set explicitly win."""
+    key = _choice(options, "profile", None, allowed.profiles, "is not a profile you can use")
+    merged: dict[str, object] = dict(site.profiles[key].options()) if key else {}
+    for name, value in options.items():
+        if name != "profile" and value not in (None, "", []):
+            merged[name] = value
+    return key, merged
 
-    Unknown keys are refused, so a typo never silently falls back to a default.
+
+def _check_live(request: SessionRequest, live: PartitionLoad) -> None:
+    """Refuse what the partition's nodes cannot hold right now (from sinfo)."""
+    if live.nodes and not live.usable_nodes:
+        raise InvalidRequest(
+            "partition",
+            f"{request.partition!r} has no node in service right now; choose another "
+            "partition or try again later",
+        )
+    if request.gpus and live.largest_node_gpus and request.gpus > live.largest_node_gpus:
+        raise InvalidRequest(
+            "gpus",
+            f"at most {live.largest_node_gpus} GPUs fit on one node of {request.partition!r}",
+        )
+    if (
+        request.gpu_type
+        and live.free_gpus_by_type
+        and request.gpu_type not in live.free_gpus_by_type
+    ):
+        raise InvalidRequest(
+            "gpu_type",
+            f"no {request.gpu_type} GPUs are in service in {request.partition!r}; choose one of: "
+            + ", ".join(sorted(live.free_gpus_by_type)),
+        )
+    if live.largest_node_cpus and request.cpus > live.largest_node_cpus:
+        raise InvalidRequest(
+            "cpus",
+            f"at most {live.largest_node_cpus} CPUs fit on one node of {request.partition!r}",
+        )
+
+
+def parse_request(
+    options: Mapping[str, object],
+    site: Site,
+    allowed: Entitlements | None = None,
+    live: Mapping[str, PartitionLoad] | None = None,
+) -> SessionRequest:
+    """Turn user options (API body, form data or query) into a :class:`SessionRequest`.
+
+    ``allowed`` is what this user may choose (their partitions with group limits,
+    profiles, accounts and reservations); without it, the site's own limits apply and
+    no account or reservation may be named. ``live`` is the cluster's current state
+    per partition; requests that no node could hold are refused. Unknown keys are
+    refused, so a typo never silently falls back to a default.
     """
     unknown = sorted(set(options) - set(FIELDS))
     if unknown:
         raise InvalidRequest(
             str(unknown[0])[:_MAX_TEXT], f"is not a session option; use: {', '.join(FIELDS)}"
         )
-    partition_name = _choice(options, "partition", site.defaults.partition, list(site.partitions))
+    allowed = allowed or unrestricted(site)
+    profile, options = _with_profile(options, site, allowed)
+
+    partition_name = _text(options, "partition") or site.defaults.partition
+    if partition_name not in allowed.partitions:
+        refusal = (
+            "is not open to your groups" if partition_name in site.partitions else "is not offered"
+        )
+        raise InvalidRequest(
+            "partition",
+            f"{partition_name!r} {refusal}; choose one of: {', '.join(allowed.partitions)}",
+        )
     partition = site.partitions[partition_name]
+    limits = allowed.partitions[partition_name]
     image = _choice(options, "image", site.defaults.image, list(site.images))
 
     if partition.kind == "cpu":
@@ -140,7 +239,9 @@ def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
             raise InvalidRequest("gpu_type", f"partition {partition_name!r} has no GPUs")
         gpus, gpu_type = 0, None
     else:
-        gpus = _integer(options, "gpus", partition.default_gpus, 0, partition.max_gpus)
+        gpus = _integer(
+            options, "gpus", min(partition.default_gpus, limits.max_gpus), 0, limits.max_gpus
+        )
         if _text(options, "gpu_type") is None:
             gpu_type = None  # any GPU type the partition has
         elif not partition.gpu_types:
@@ -149,14 +250,14 @@ def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
             gpu_type = _choice(options, "gpu_type", "", partition.gpu_types)
 
     default_cpus = max(partition.default_cpus, gpus * partition.cpus_per_gpu)
-    cpus = _integer(options, "cpus", min(default_cpus, partition.max_cpus), 1, partition.max_cpus)
+    cpus = _integer(options, "cpus", min(default_cpus, limits.max_cpus), 1, limits.max_cpus)
 
     default_memory = partition.default_memory + gpus * (partition.mem_per_gpu or 0)
     memory_mib = _quantity(
         options,
         "memory",
-        min(default_memory, partition.max_memory),
-        partition.max_memory,
+        min(default_memory, limits.max_memory_mib),
+        limits.max_memory_mib,
         parse_memory_mib,
         format_memory,
         partition_name,
@@ -164,19 +265,47 @@ def parse_request(options: Mapping[str, object], site: Site) -> SessionRequest:
     walltime_seconds = _quantity(
         options,
         "walltime",
-        partition.default_walltime,
-        partition.max_walltime,
+        min(partition.default_walltime, limits.max_walltime_seconds),
+        limits.max_walltime_seconds,
         parse_walltime_seconds,
         format_walltime,
         partition_name,
     )
+    account = _choice(options, "account", None, allowed.accounts, "is not one of your accounts")
+    reservation = _choice(
+        options,
+        "reservation",
+        None,
+        allowed.reservations,
+        "is not an active reservation you may use",
+    )
 
-    return SessionRequest(
+    request = SessionRequest(
         partition=partition_name,
         image=image,
         gpus=gpus,
-        gpu_type=gpu_type,
+        gpu_type=gpu_type or None,
         cpus=cpus,
         memory_mib=memory_mib,
         walltime_seconds=walltime_seconds,
+        account=account,
+        reservation=reservation,
+        profile=profile,
+        gpu_request=partition.gpu_request,
     )
+    if live and partition_name in live:
+        _check_live(request, live[partition_name])
+    return request
+
+
+def check_profile(profile: Profile, site: Site) -> SessionRequest:
+    """Check a site-file profile against the site's partitions, images and limits.
+
+    Accounts and reservations are checked per user at spawn time.
+    """
+    values = {
+        key: value
+        for key, value in profile.options().items()
+        if key not in ("account", "reservation")
+    }
+    return parse_request(values, site)

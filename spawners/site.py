@@ -51,6 +51,9 @@ class HubSettings(_Strict):
     )
     proxy_api_port: int = Field(8001, ge=1, le=65535)
     state_dir: str = Field("/var/lib/factorylab", description="Hub database and cookie secret.")
+    named_servers: int = Field(
+        2, ge=0, le=50, description="Named servers each user may run besides the default; 0: none."
+    )
 
 
 class UserSettings(_Strict):
@@ -69,6 +72,10 @@ class DemoSettings(_Strict):
     prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,15}$")] = "demo"
     count: int = Field(40, ge=0, le=500)
     password: str = Field("", description="Demo-only password shared by all demo users.")
+    groups: dict[SlurmName, list[SlurmName]] = Field(
+        default_factory=dict,
+        description="Extra Unix groups for demo users (to try group_limits and profiles).",
+    )
 
     @model_validator(mode="after")
     def _password_when_enabled(self) -> DemoSettings:
@@ -126,6 +133,13 @@ class SlurmSettings(_Strict):
         description="Seconds a FactoryLab job the hub does not know may run before it is "
         "cancelled (jobs left by a hub crash during a spawn, say).",
     )
+    availability_interval: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="The spawn form's free-CPU/GPU figures come from one cached `sinfo --json` "
+        "shared by all users, refreshed at most this often (seconds).",
+    )
 
 
 class Partition(_Strict):
@@ -144,6 +158,9 @@ class Partition(_Strict):
     mem_per_gpu: MemoryMiB | None = Field(None, description="Memory added per GPU requested.")
     max_walltime: WalltimeSeconds = Field(8 * 3600)
     default_walltime: WalltimeSeconds = Field(2 * 3600)
+    gpu_request: Literal["gres", "gpus"] = Field(
+        "gres", description="How GPUs are requested: --gres=gpu[:type]:N or --gpus=[type:]N."
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Partition:
@@ -172,12 +189,97 @@ class Image(_Strict):
         description="Absolute path of the environment (contains bin/jupyterhub-singleuser)."
     )
     gpu: bool = Field(False, description="Whether the image has CUDA-enabled frameworks.")
+    apptainer: str | None = Field(
+        None,
+        description="Absolute path of an Apptainer image (.sif). When set, the session runs "
+        "inside it and `venv` is the environment's path inside the container.",
+    )
+    binds: list[Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./+-]*(:/[A-Za-z0-9_./+-]*)?$")]] = (
+        Field(default_factory=list, description="Apptainer bind mounts, SRC[:DEST].")
+    )
 
     @model_validator(mode="after")
     def _absolute(self) -> Image:
         if not self.venv.startswith("/"):
             raise ValueError("venv must be an absolute path such as /opt/factorylab/envs/base")
+        if self.apptainer is not None and not re.fullmatch(
+            r"/[A-Za-z0-9_./+-]+\.sif", self.apptainer
+        ):
+            raise ValueError(
+                "apptainer must be an absolute path to a .sif file of plain characters"
+            )
         return self
+
+
+class Profile(_Strict):
+    """A named preset shown as a card on the spawn form ("1 GPU, 2 hours, PyTorch")."""
+
+    display_name: str = Field(min_length=1, max_length=80)
+    description: str = Field("", max_length=300)
+    partition: SlurmName
+    image: SlurmName | None = Field(None, description="Default: defaults.image.")
+    gpus: int | None = Field(None, ge=0, le=64)
+    gpu_type: SlurmName | None = None
+    cpus: int | None = Field(None, ge=1, le=4096)
+    memory: str | None = Field(None, description="e.g. 8G; default: the partition's.")
+    walltime: str | None = Field(None, description="e.g. 02:00:00; default: the partition's.")
+    account: SlurmName | None = None
+    reservation: SlurmName | None = None
+    groups: list[SlurmName] = Field(
+        default_factory=list, description="Only members of these Unix groups see it; [] = all."
+    )
+
+    def options(self) -> dict[str, str]:
+        """The session options this profile stands for (only the keys it sets)."""
+        values = {
+            "partition": self.partition,
+            "image": self.image,
+            "gpus": self.gpus,
+            "gpu_type": self.gpu_type,
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "walltime": self.walltime,
+            "account": self.account,
+            "reservation": self.reservation,
+        }
+        return {key: str(value) for key, value in values.items() if value is not None}
+
+
+class AccountSettings(_Strict):
+    """Which Slurm accounts a user may charge a session to."""
+
+    source: Literal["auto", "slurm", "file"] = Field(
+        "auto",
+        description="slurm: the user's associations from sacctmgr; file: the lists below; "
+        "auto: sacctmgr when accounting (slurmdbd) answers, else the lists below.",
+    )
+    by_user: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+    by_group: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+    cache_seconds: int = Field(300, ge=0, description="How long one user's list is reused.")
+
+
+class ReservationSettings(_Strict):
+    """Which Slurm reservations a user may start a session in."""
+
+    source: Literal["slurm", "file", "none"] = Field(
+        "slurm",
+        description="slurm: active reservations from `scontrol show reservation` that name the "
+        "user or one of their accounts; file: the lists below; none: no reservation field.",
+    )
+    by_user: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+    by_group: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+
+
+class GroupLimit(_Strict):
+    """Tighter limits for members of one Unix group (a course, say)."""
+
+    partitions: list[SlurmName] = Field(
+        default_factory=list, description="Partitions the group may use; [] = all."
+    )
+    max_gpus: int | None = Field(None, ge=0, le=64)
+    max_cpus: int | None = Field(None, ge=1, le=4096)
+    max_memory: MemoryMiB | None = None
+    max_walltime: WalltimeSeconds | None = None
 
 
 class Defaults(_Strict):
@@ -197,6 +299,10 @@ class Site(_Strict):
     defaults: Defaults = Defaults()
     partitions: dict[SlurmName, Partition] = Field(min_length=1)
     images: dict[SlurmName, Image] = Field(min_length=1)
+    profiles: dict[SlurmName, Profile] = Field(default_factory=dict)
+    accounts: AccountSettings = AccountSettings()
+    reservations: ReservationSettings = ReservationSettings()
+    group_limits: dict[SlurmName, GroupLimit] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _defaults_exist(self) -> Site:
@@ -210,6 +316,26 @@ class Site(_Strict):
                 f"defaults.image: {self.defaults.image!r} is not one of the images "
                 f"({', '.join(self.images)}); name one of them"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Site:
+        for group, limit in self.group_limits.items():
+            for name in limit.partitions:
+                if name not in self.partitions:
+                    raise ValueError(
+                        f"group_limits.{group}.partitions: {name!r} is not one of the "
+                        f"partitions ({', '.join(self.partitions)}); name one of them"
+                    )
+        from .session_request import InvalidRequest, check_profile  # circular at import time
+
+        for key, profile in self.profiles.items():
+            try:
+                check_profile(profile, self)
+            except InvalidRequest as exc:
+                raise ValueError(
+                    f"profiles.{key}.{exc}; change the profile or the partition"
+                ) from None
         return self
 
 
@@ -229,10 +355,11 @@ _FIX_HINTS = {
 
 
 def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     hint = _FIX_HINTS.get(error["type"])
-    return f"{key}: {message}" + (f"; fix: {hint}" if hint else "")
+    # Whole-file checks put the key path in the message itself.
+    return (f"{key}: {message}" if key else message) + (f"; fix: {hint}" if hint else "")
 
 
 def parse_site(data: object, path: Path | str = "<site>") -> Site:

@@ -17,15 +17,15 @@ import time
 from collections import deque
 
 import batchspawner
-from tornado import web
 from traitlets import Any, Dict, Integer, List, Unicode, default
 
 from .job_endings import explain_ending
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
 from .pending_reasons import pending_message
+from .session_options import SessionOptionsMixin
 from .session_request import InvalidRequest, SessionRequest, parse_request
-from .site import Site, cached_site
+from .site import Site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
 from .units import format_walltime
 
@@ -65,31 +65,25 @@ def tail(path: str, lines: int) -> list[str]:
         return []
 
 
-def apply_session_options(spawner: SlurmSpawner, user_options: dict) -> None:
+KEPT_STATE = ("ended_message", "accepted_options")
+
+
+async def apply_session_options(spawner: SlurmSpawner, user_options: dict) -> None:
     """JupyterHub's ``apply_user_options`` hook: validate before anything is submitted.
 
     A refusal is an HTTP 400 whose message names the field and the fix; the API
     caller or the form sees it, and no job is submitted.
     """
     try:
-        spawner.session_request = parse_request(user_options or {}, spawner.site)
+        spawner.session_request = await spawner.validate_options(user_options)
     except InvalidRequest as exc:
-        # JupyterHub has already stored these options for reuse by the next plain Start;
-        # put back the last accepted ones, so a refused choice is never replayed.
-        spawner.orm_spawner.user_options = dict(spawner.accepted_options)
-        spawner.db.commit()
-        raise web.HTTPError(400, f"Your session was not submitted. {exc}") from None
+        raise spawner.refuse(exc, user_options, spawner.accepted_options) from None
     spawner.accepted_options = dict(user_options or {})
+    spawner.refused_options = {}
 
 
-class SlurmSpawner(batchspawner.SlurmSpawner):
+class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
     """Start each user's JupyterLab as a Slurm job, configured from the site file."""
-
-    site_file = Unicode(
-        "/etc/factorylab/site.yaml",
-        help="Path of the FactoryLab site file (validated at hub start). "
-        "Partitions, images, limits and Slurm settings come from it.",
-    ).tag(config=True)
 
     log_tail_lines = Integer(20, help="How many lines of a failed job's log to show the user.").tag(
         config=True
@@ -129,11 +123,6 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
         return 5
 
     # -- plumbing ------------------------------------------------------------
-    @property
-    def site(self) -> Site:
-        """The validated site file (re-read when it changes)."""
-        return cached_site(self.site_file)
-
     @property
     def monitor(self) -> JobMonitor:
         """The hub-wide job monitor."""
@@ -186,6 +175,7 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
     def job_spec(self, request, log_path: str) -> JobSpec:
         """Build the batch-script inputs from trusted values."""
         account = pwd.getpwnam(self.user.name)
+        image = self.site.images[request.image]
         env = {
             key: value
             for key, value in self.get_env().items()
@@ -199,9 +189,11 @@ class SlurmSpawner(batchspawner.SlurmSpawner):
             log_path=log_path,
             workdir=account.pw_dir,
             home=account.pw_dir,
-            venv=self.site.images[request.image].venv,
+            venv=image.venv,
             server_args=self.get_args(),
             environment=env,
+            apptainer=image.apptainer,
+            binds=image.binds,
         )
 
     # -- lifecycle -------------------------------------------------------------

@@ -49,4 +49,5 @@ def test_factorylab_hub_config_removes_batchspawner_handler():
     config = Config()
     configure_hub(config, str(REPO / "hub_config" / "site.local.yaml"))
     assert not legacy_routes()
-    assert config.JupyterHub.extra_handlers == [(port_api.ROUTE, port_api.PortReportHandler)]
+    assert config.JupyterHub.extra_handlers[0] == (port_api.ROUTE, port_api.PortReportHandler)
+    assert config.JupyterHub.spawner_class == "factorylab-profiles"

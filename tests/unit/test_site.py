@@ -66,6 +66,54 @@ def _broken(mutate):
             "partitions",
             "pattern",
         ),
+        (
+            lambda d: d["profiles"]["gpu-2h"].update(gpus=8),
+            "profiles.gpu-2h.gpus",
+            "outside the allowed range 0-4",
+        ),
+        (
+            lambda d: d["profiles"]["gpu-2h"].update(partition="debug"),
+            "profiles.gpu-2h.partition",
+            "not offered",
+        ),
+        (
+            lambda d: d["profiles"]["cpu-notebook"].update(walltime="99:00:00"),
+            "profiles.cpu-notebook.walltime",
+            "at most 08:00:00",
+        ),
+        (
+            lambda d: d["profiles"]["cpu-notebook"].update(gpus=1),
+            "profiles.cpu-notebook.gpus",
+            "has no GPUs",
+        ),
+        (
+            lambda d: d["profiles"]["cpu-notebook"].pop("display_name"),
+            "profiles.cpu-notebook.display_name",
+            "add it",
+        ),
+        (
+            lambda d: d["group_limits"]["factorylab-course"].update(partitions=["gpuu"]),
+            "group_limits.factorylab-course.partitions",
+            "gpuu",
+        ),
+        (
+            lambda d: d["group_limits"]["factorylab-course"].update(max_walltime="soon"),
+            "group_limits.factorylab-course.max_walltime",
+            "walltime",
+        ),
+        (lambda d: d["accounts"].update(source="ldap"), "accounts.source", "auto"),
+        (
+            lambda d: d["accounts"]["by_group"].update({"course": ["x\n#SBATCH --qos=hi"]}),
+            "accounts.by_group.course",
+            "pattern",
+        ),
+        (lambda d: d["partitions"]["gpu"].update(gpu_request="gpu"), "gpu_request", "gres"),
+        (
+            lambda d: d["images"]["base"].update(apptainer="/images/base.tar"),
+            "images.base",
+            ".sif",
+        ),
+        (lambda d: d["slurm"].update(availability_interval=0), "availability_interval", "0"),
     ],
 )
 def test_invalid_site_names_key_and_fix(mutate, key, words):
