@@ -80,3 +80,32 @@ def test_launcher_is_embedded_verbatim(site):
     script = render_job_script(_spec(site))
     assert re.search(r"<<'FACTORYLAB_LAUNCHER'\n", script)
     assert "def report_port" in script and script.rstrip().endswith("FACTORYLAB_LAUNCHER")
+
+
+def test_account_and_reservation_lines_come_from_the_checked_request(site):
+    from spawners.entitlements import Entitlements, partition_limits
+
+    allowed = Entitlements(
+        "demo01", partitions=partition_limits(site, ()), accounts=("proj",), reservations=("am",)
+    )
+    request = parse_request({"account": "proj", "reservation": "am"}, site, allowed)
+    options = _sbatch_options(render_job_script(_spec(site, request=request)))
+    assert "--account=proj" in options and "--reservation=am" in options
+
+
+def test_apptainer_images_run_with_nv_on_gpus_and_the_site_binds(site):
+    gpu = parse_request({"partition": "gpu", "gpus": "1"}, site)
+    script = render_job_script(
+        _spec(site, request=gpu, apptainer="/images/pytorch.sif", binds=["/scratch", "/data:/d"])
+    )
+    launch = next(line for line in script.splitlines() if line.startswith("exec "))
+    assert launch.startswith(
+        "exec apptainer exec --nv --bind /scratch --bind /data:/d /images/pytorch.sif "
+        "/opt/factorylab/envs/base/bin/python -I - "
+        "/opt/factorylab/envs/base/bin/jupyterhub-singleuser"
+    )
+    cpu = render_job_script(_spec(site, apptainer="/images/base.sif"))
+    assert "exec apptainer exec /images/base.sif " in cpu and "--nv" not in cpu
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    with pytest.raises(ValueError, match="Apptainer image"):
+        render_job_script(_spec(site, apptainer="/images/x.sif; reboot"))
