@@ -75,7 +75,8 @@ def test_refused_options_submit_nothing(hub):
     for options, words in [
         ({"partition": "gpu", "gpus": 9}, "gpus: 9 is outside"),
         ({"partition": "cpu\n#SBATCH --account=root"}, "control characters"),
-        ({"account": "someone-else"}, "not a session option"),
+        ({"account": "someone-else"}, "not one of your accounts"),
+        ({"qos": "high"}, "not a session option"),
     ]:
         response = hub.spawn(user, options)
         assert response.status_code == 400, response.text

@@ -160,10 +160,22 @@ def reservation():
         capture_output=True,
     )
     yield name
-    subprocess.run(["scontrol", "delete", f"ReservationName={name}"], capture_output=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # busy while a job still runs in it
+        subprocess.run(["scontrol", "delete", f"ReservationName={name}"], capture_output=True)
+        if (
+            name
+            not in subprocess.run(
+                ["scontrol", "-o", "show", "reservation"], capture_output=True, text=True
+            ).stdout
+        ):
+            return
+        time.sleep(1)
+    raise AssertionError(f"reservation {name} could not be deleted")
 
 
-def test_reservations_are_offered_only_to_their_users(hub, session, reservation):
+def test_reservations_are_offered_only_to_their_users(hub, reservation, session):
+    # `reservation` before `session`: the session stops first, then the reservation goes.
     member, other = browser("demo14"), browser("demo15")
     hub.stop("demo14")
     hub.stop("demo15")
