@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .site import AccountSettings
 from .slurm_client import SlurmClient, SlurmError
@@ -12,12 +12,22 @@ from .slurm_client import SlurmClient, SlurmError
 log = logging.getLogger(__name__)
 
 
+def names_from_file(
+    by_user: Mapping[str, list[str]],
+    by_group: Mapping[str, list[str]],
+    user: str,
+    groups: Iterable[str],
+) -> list[str]:
+    """Names a site-file list grants ``user`` directly or through a group, without repeats."""
+    names = list(by_user.get(user, []))
+    for group in sorted(groups):
+        names += by_group.get(group, [])
+    return list(dict.fromkeys(names))
+
+
 def accounts_from_file(settings: AccountSettings, user: str, groups: Iterable[str]) -> list[str]:
     """The accounts the site file grants ``user`` directly or through a group."""
-    names = list(settings.by_user.get(user, []))
-    for group in sorted(groups):
-        names += settings.by_group.get(group, [])
-    return list(dict.fromkeys(names))
+    return names_from_file(settings.by_user, settings.by_group, user, groups)
 
 
 class AccountDirectory:
@@ -33,7 +43,6 @@ class AccountDirectory:
         self.settings = settings
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._slurm_failed_at: float | None = None
-        self.queries = 0
 
     async def accounts_for(self, user: str, groups: Iterable[str]) -> list[str]:
         """The accounts ``user`` may use, in a stable order; ``[]`` means none to choose."""
@@ -57,7 +66,6 @@ class AccountDirectory:
         if source == "auto" and recently_failed:
             return accounts_from_file(self.settings, user, groups)
         try:
-            self.queries += 1
             names = await self.client.associations(user)
         except SlurmError as exc:
             if source == "slurm":

@@ -129,11 +129,6 @@ class ClusterState:
     taken_wall: float = 0.0
     error: str | None = None
 
-    @property
-    def known(self) -> bool:
-        """Whether the partition figures came from a successful query."""
-        return bool(self.partitions) or (self.error is None and self.taken_at > 0)
-
 
 class ClusterStateCache:
     """One scheduler query per ``interval`` for the whole hub, shared by every caller."""
@@ -183,7 +178,7 @@ def shared_cluster_state(site: Site) -> ClusterStateCache:
     key = site.slurm.bin_dir
     if key not in _caches:
         _caches[key] = ClusterStateCache(
-            SlurmClient(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout),
+            SlurmClient.for_site(site),
             site.slurm.availability_interval,
             with_reservations=site.reservations.source == "slurm",
         )

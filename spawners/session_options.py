@@ -13,7 +13,7 @@ import logging
 from tornado import web
 from traitlets import Callable, Dict, HasTraits, Unicode, Union
 
-from .accounts import AccountDirectory
+from .accounts import AccountDirectory, names_from_file
 from .availability import ClusterStateCache, shared_cluster_state
 from .entitlements import Entitlements, partition_limits, unix_groups
 from .session_request import InvalidRequest, SessionRequest, parse_request
@@ -32,7 +32,7 @@ def shared_account_directory(site: Site) -> AccountDirectory:
     directory = _directories.get(key)
     if directory is None or directory.settings != site.accounts:
         directory = AccountDirectory(
-            SlurmClient(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout),
+            SlurmClient.for_site(site),
             site.accounts,
         )
         _directories[key] = directory
@@ -54,10 +54,8 @@ async def user_entitlements(site: Site, user: str, cluster: ClusterStateCache) -
             r.name for r in state.reservations if r.active and r.usable_by(user, accounts, groups)
         )
     elif site.reservations.source == "file":
-        names = list(site.reservations.by_user.get(user, []))
-        for group in sorted(groups):
-            names += site.reservations.by_group.get(group, [])
-        reservations = tuple(dict.fromkeys(names))
+        settings = site.reservations
+        reservations = tuple(names_from_file(settings.by_user, settings.by_group, user, groups))
     else:
         reservations = ()
     candidates = tuple(

@@ -47,7 +47,7 @@ def shared_monitor(site: Site) -> JobMonitor:
     key = (site.slurm.bin_dir, site.slurm.job_name)
     if key not in _monitors:
         _monitors[key] = JobMonitor(
-            SlurmClient(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout),
+            SlurmClient.for_site(site),
             site.slurm.job_name,
             active_interval=site.slurm.poll_interval_active,
             steady_interval=site.slurm.poll_interval_steady,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .site import SLURM_NAME, is_valid_username
+from .site import SLURM_NAME, Site, is_valid_username
 
 # Slurm job states in which a session job may still become or be a running server.
 ACTIVE_STATES = frozenset(
@@ -136,6 +136,11 @@ class SlurmClient:
         self.sudo = sudo
         self.timeout = timeout
 
+    @classmethod
+    def for_site(cls, site: Site) -> SlurmClient:
+        """A client with the site file's Slurm paths and timeout."""
+        return cls(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout)
+
     def _command(self, verb: str) -> str:
         return os.path.join(self.bin_dir, verb)
 
@@ -201,29 +206,26 @@ class SlurmClient:
                 return
             raise
 
-    async def queue(self) -> list[SlurmJob]:
-        """Every job the controller still knows, from one ``squeue --json`` call."""
-        result = await self.run([self._command("squeue"), "--json"])
+    async def _json(self, verb: str) -> dict:
+        """Run ``VERB --json``; its payload, or a transient error if it reports one."""
+        result = await self.run([self._command(verb), "--json"])
         try:
             payload = json.loads(result.stdout)
         except json.JSONDecodeError as exc:
-            raise SlurmError(f"squeue --json printed invalid JSON: {exc}", transient=True) from None
+            raise SlurmError(f"{verb} --json printed invalid JSON: {exc}", transient=True) from None
         errors = payload.get("errors") or []
         if errors:
-            raise SlurmError(f"squeue reported: {errors}", transient=True)
+            raise SlurmError(f"{verb} reported: {errors}", transient=True)
+        return payload
+
+    async def queue(self) -> list[SlurmJob]:
+        """Every job the controller still knows, from one ``squeue --json`` call."""
+        payload = await self._json("squeue")
         return [SlurmJob.from_json(raw) for raw in payload.get("jobs", [])]
 
     async def nodes(self) -> list[dict]:
         """Every node with its CPUs, GRES and partitions, from one ``sinfo --json`` call."""
-        result = await self.run([self._command("sinfo"), "--json"])
-        try:
-            payload = json.loads(result.stdout)
-        except json.JSONDecodeError as exc:
-            raise SlurmError(f"sinfo --json printed invalid JSON: {exc}", transient=True) from None
-        errors = payload.get("errors") or []
-        if errors:
-            raise SlurmError(f"sinfo reported: {errors}", transient=True)
-        return list(payload.get("nodes", []))
+        return list((await self._json("sinfo")).get("nodes", []))
 
     async def reservations(self) -> str:
         """``scontrol -o show reservation``: one line per reservation."""

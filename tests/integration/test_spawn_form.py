@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from spawners.session_request import FIELDS
 from tests.unit.test_session_request import ENTITLED_HOSTILE, HOSTILE
 
 from .hub import HUB_URL, demo_password, job_id_of, login, proxied, sdiag_count, squeue_active
@@ -22,18 +23,6 @@ from .hub import HUB_URL, demo_password, job_id_of, login, proxied, sdiag_count,
 REPO = Path(__file__).resolve().parents[2]
 SITE = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
 INTERVAL = SITE["slurm"]["availability_interval"]
-FORM_FIELDS = {
-    "profile",
-    "partition",
-    "image",
-    "gpus",
-    "gpu_type",
-    "cpus",
-    "memory",
-    "walltime",
-    "account",
-    "reservation",
-}
 
 
 def browser(user: str) -> requests.Session:
@@ -67,7 +56,7 @@ def as_form_values(options: dict) -> dict:
     }
 
 
-TABLE = [(row, "demo11") for row in HOSTILE if set(row[0]) <= FORM_FIELDS] + [
+TABLE = [(row, "demo11") for row in HOSTILE if set(row[0]) <= set(FIELDS)] + [
     (row, "demo21") for row in ENTITLED_HOSTILE
 ]
 
