@@ -8,11 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help up down test unit integration lint bench venv
+.PHONY: help up down images test unit integration lint bench venv
 
 help:
 	@echo "make up      bring up Slurm + JupyterHub on this machine (root)"
 	@echo "make down    stop everything make up started"
+	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
 	@echo "make bench   cold-spawn and 40-user burst benchmarks vs batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
@@ -24,6 +25,10 @@ up:
 	print("\nFactoryLab is up: " + s.get("hub",{}).get("public_url","http://127.0.0.1:8000")); \
 	print("Demo login (demo only): %s01 … %s%02d, password %r" % (d.get("prefix","demo"), d.get("prefix","demo"), d.get("count",40), d.get("password"))) if d.get("enabled") else None; \
 	print("Admin API token: /var/lib/factorylab/admin-api.token (root only)")'
+
+images:
+	@ansible/bootstrap.sh
+	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml --tags images
 
 down:
 	@if [[ -x /usr/local/sbin/factorylab-service ]]; then /usr/local/sbin/factorylab-service stop-all; \
