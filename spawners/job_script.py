@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,12 @@ class JobSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     apptainer: str | None = None
     binds: Sequence[str] = ()
+    dask_config: Mapping | None = None
+
+    @property
+    def session_dir(self) -> str:
+        """Per-server directory in the user's home (Dask configuration)."""
+        return f"{self.home.rstrip('/')}/.factorylab/servers/{self.server_name or 'default'}"
 
     def check(self) -> None:
         """Refuse anything that could break out of an ``#SBATCH`` line or a quote."""
@@ -68,6 +75,21 @@ class JobSpec:
                 raise ValueError(f"environment variable {key} contains control characters")
 
 
+def container_prefix(apptainer: str | None, binds: Sequence[str], gpus: int) -> list[str]:
+    """``apptainer exec [--nv] --bind … IMAGE`` when there is an image, else ``[]``.
+
+    ``--nv`` is added whenever the job has GPUs: without it CUDA is absent inside.
+    """
+    if not apptainer:
+        return []
+    words = ["apptainer", "exec"]
+    if gpus:
+        words.append("--nv")
+    for bind in binds:
+        words += ["--bind", bind]
+    return [*words, apptainer]
+
+
 def render_job_script(spec: JobSpec) -> str:
     """Return the batch script for ``spec``.
 
@@ -81,14 +103,11 @@ def render_job_script(spec: JobSpec) -> str:
     """
     spec.check()
     venv_bin = f"{spec.venv.rstrip('/')}/bin"
-    container: list[str] = []
-    if spec.apptainer:
-        container = ["apptainer", "exec"]
-        if spec.request.gpus:
-            container.append("--nv")
-        for bind in spec.binds:
-            container += ["--bind", bind]
-        container.append(spec.apptainer)
+    environment = dict(spec.environment)
+    if spec.dask_config is not None:
+        environment["DASK_CONFIG"] = f"{spec.session_dir}/dask"
+        environment["FACTORYLAB_DASK_CONFIG"] = json.dumps(spec.dask_config, sort_keys=True)
+        environment["FACTORYLAB_WALLTIME_SECONDS"] = str(spec.request.walltime_seconds)
     return _environment.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,
@@ -101,6 +120,6 @@ def render_job_script(spec: JobSpec) -> str:
         python=f"{venv_bin}/python",
         server=f"{venv_bin}/jupyterhub-singleuser",
         server_args=list(spec.server_args),
-        environment=dict(spec.environment),
-        container=container,
+        environment=environment,
+        container=container_prefix(spec.apptainer, spec.binds, spec.request.gpus),
     )

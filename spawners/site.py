@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from .units import parse_memory_mib, parse_walltime_seconds
+from .units import format_memory, format_walltime, parse_memory_mib, parse_walltime_seconds
 
 # Names that end up in #SBATCH lines or paths: conservative on purpose.
 SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -289,6 +289,39 @@ class Defaults(_Strict):
     image: SlurmName = "base"
 
 
+class DaskSettings(_Strict):
+    """Dask worker jobs that ``SLURMCluster()`` submits from a session, with no arguments."""
+
+    enabled: bool = Field(
+        True, description="Give every session a Dask configuration for SLURMCluster()."
+    )
+    partition: SlurmName | None = Field(
+        None, description="The data-prep partition workers go to; default: defaults.partition."
+    )
+    cores: int = Field(1, ge=1, le=4096, description="CPUs per worker job.")
+    memory: MemoryMiB = Field(2 * 1024, description="Memory per worker job, e.g. 2G.")
+    processes: int = Field(1, ge=1, le=256, description="Dask worker processes per job.")
+    walltime: WalltimeSeconds | None = Field(
+        None,
+        description="Longest worker job; default: the partition's max_walltime. A worker "
+        "never outlives its session: Slurm cuts its limit to the session's end.",
+    )
+    min_walltime: WalltimeSeconds = Field(
+        300, description="A worker is not started with less than this left in its session."
+    )
+    interface: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,32}$",
+        description="Network interface workers reach the scheduler on (ib0, eth0); "
+        "default: the address the compute node's host name resolves to.",
+    )
+    log_directory: str = Field(
+        "~/.factorylab/dask-logs",
+        pattern=r"^~?/[A-Za-z0-9_./+-]*$",
+        description="Where worker jobs write their logs; ~ is the user's home.",
+    )
+
+
 class Site(_Strict):
     """The whole site file."""
 
@@ -303,6 +336,12 @@ class Site(_Strict):
     accounts: AccountSettings = AccountSettings()
     reservations: ReservationSettings = ReservationSettings()
     group_limits: dict[SlurmName, GroupLimit] = Field(default_factory=dict)
+    dask: DaskSettings = DaskSettings()
+
+    @property
+    def dask_partition(self) -> Partition:
+        """The partition Dask workers go to."""
+        return self.partitions[self.dask.partition or self.defaults.partition]
 
     @model_validator(mode="after")
     def _defaults_exist(self) -> Site:
@@ -327,6 +366,7 @@ class Site(_Strict):
                         f"group_limits.{group}.partitions: {name!r} is not one of the "
                         f"partitions ({', '.join(self.partitions)}); name one of them"
                     )
+        self._check_dask()
         from .session_request import InvalidRequest, check_profile  # circular at import time
 
         for key, profile in self.profiles.items():
@@ -337,6 +377,27 @@ class Site(_Strict):
                     f"profiles.{key}.{exc}; change the profile or the partition"
                 ) from None
         return self
+
+    def _check_dask(self) -> None:
+        name = self.dask.partition
+        if name is not None and name not in self.partitions:
+            raise ValueError(
+                f"dask.partition: {name!r} is not one of the partitions "
+                f"({', '.join(self.partitions)}); name one of them"
+            )
+        partition = self.dask_partition
+        limits = (
+            ("cores", self.dask.cores, partition.max_cpus, str),
+            ("memory", self.dask.memory, partition.max_memory, format_memory),
+            ("walltime", self.dask.walltime or 0, partition.max_walltime, format_walltime),
+        )
+        for key, value, limit, show in limits:
+            if value > limit:
+                raise ValueError(
+                    f"dask.{key}: {show(value)} is more than partition "
+                    f"{self.dask.partition or self.defaults.partition!r} allows ({show(limit)}); "
+                    f"lower it or pick another dask.partition"
+                )
 
 
 class SiteFileError(Exception):

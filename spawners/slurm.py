@@ -19,6 +19,7 @@ from collections import deque
 import batchspawner
 from traitlets import Any, Dict, Integer, List, Unicode, default
 
+from .dask_config import session_dask_config, worker_job_name
 from .job_endings import explain_ending
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
@@ -105,6 +106,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         help="The last user options that passed validation (state; what a plain Start reuses)."
     )
     job_log = Unicode(help="Path of this session job's log (state).")
+    _workers_cancelled_for = ""
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
 
     @default("apply_user_options")
@@ -194,6 +196,11 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             environment=env,
             apptainer=image.apptainer,
             binds=image.binds,
+            dask_config=(
+                session_dask_config(self.site, request, self.user.name, self.name, account.pw_dir)
+                if self.site.dask.enabled
+                else None
+            ),
         )
 
     # -- lifecycle -------------------------------------------------------------
@@ -330,6 +337,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 return None  # the snapshot predates the submission
             self.log.warning("Session job %s of %s is gone from Slurm", self.job_id, self.user.name)
             self.ended_message = explain_ending(None)
+            await self._session_ended()
             return 1
         if job.active:
             return None
@@ -337,14 +345,27 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         self.log.info(
             "Session job %s ended: %s", self.job_id, self.failure_message(job, "has ended")
         )
+        await self._session_ended()
         return job.exit_code if job.exit_code and job.exit_code > 0 else 1
 
+    async def _session_ended(self) -> None:
+        """The job ended on its own: JupyterHub will not call stop(), so end its workers."""
+        if self._workers_cancelled_for != self.job_id:
+            self._workers_cancelled_for = self.job_id
+            await self.cancel_dask_workers()
+
     async def stop(self, now: bool = False) -> None:
-        """Cancel the job; unless ``now``, wait up to 10 s until Slurm shows it ended."""
+        """Cancel the job and its Dask workers; unless ``now``, wait up to 10 s for its end.
+
+        JupyterHub calls this when the user stops the server, when the culler or an
+        admin stops it, and when a poll finds the job ended, so the session's Dask
+        worker jobs never outlive it.
+        """
         if not self.job_id:
             return
         self.log.info("Cancelling session job %s of %s", self.job_id, self.user.name)
         await self.slurm.cancel(self.job_id, self.user.name)
+        await self.cancel_dask_workers()
         if now:
             return
         deadline = time.monotonic() + 10
@@ -358,6 +379,18 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 return
             await asyncio.sleep(0.5)
         self.log.warning("Session job %s did not end within 10 s of scancel", self.job_id)
+
+    async def cancel_dask_workers(self) -> None:
+        """Cancel the Dask worker jobs this server's SLURMCluster() submitted (by name)."""
+        if not self.site.dask.enabled:
+            return
+        name = worker_job_name(self.user.name, self.name)
+        try:
+            await self.slurm.cancel_named(name, self.user.name)
+        except SlurmError as exc:
+            self.log.warning(
+                "Could not cancel %s's Dask workers (%s): %s", self.user.name, name, exc
+            )
 
     async def progress(self):
         """Progress events for the spawn page, from the shared snapshot."""

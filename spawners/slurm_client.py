@@ -206,6 +206,14 @@ class SlurmClient:
                 return
             raise
 
+    async def cancel_named(self, name: str, user: str) -> None:
+        """Cancel every job of ``user`` called ``name`` (none is not an error)."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}", name):
+            raise SlurmError(f"not a plain job name: {name[:40]!r}")
+        await self.run(
+            self._as_user(user, [self._command("scancel"), f"--user={user}", f"--name={name}"])
+        )
+
     async def _json(self, verb: str) -> dict:
         """Run ``VERB --json``; its payload, or a transient error if it reports one."""
         result = await self.run([self._command(verb), "--json"])

@@ -1,9 +1,10 @@
 """Runs inside a session job (stdlib only, any Python 3.8+ image).
 
-Picks a free port, starts the single-user server on it, and reports the port to the
-hub only once the server accepts connections, so the hub's first readiness check
-succeeds instead of backing off. Then it waits for the server, passing on signals,
-and exits with the server's status.
+Writes the session's Dask configuration (if the hub sent one), picks a free port,
+starts the single-user server on it, and reports the port to the hub only once the
+server accepts connections, so the hub's first readiness check succeeds instead of
+backing off. Then it waits for the server, passing on signals, and exits with the
+server's status.
 """
 
 import json
@@ -17,6 +18,37 @@ import urllib.parse
 import urllib.request
 
 LISTEN_TIMEOUT = 300
+# Dask workers end this long before the session (keep in step with dask_config.py).
+DEADLINE_MARGIN = 60
+
+
+def node_address():
+    """The address the node's host name resolves to: what other nodes use to reach it."""
+    name = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    for candidate in (socket.gethostname(), name):
+        try:
+            return socket.gethostbyname(candidate)
+        except OSError:
+            continue
+    return "127.0.0.1"
+
+
+def write_dask_config(started):
+    """Fill in what only the job knows and write the config where Dask reads it."""
+    text = os.environ.pop("FACTORYLAB_DASK_CONFIG", "")
+    directory = os.environ.get("DASK_CONFIG")
+    if not text or not directory:
+        return
+    walltime = int(os.environ.get("FACTORYLAB_WALLTIME_SECONDS", "0"))
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started + walltime - DEADLINE_MARGIN))
+    text = text.replace("@SESSION_END@", end).replace("@NODE_ADDRESS@", node_address())
+    json.loads(text)  # still valid JSON (and so valid YAML) after the substitution
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "factorylab-session.yaml")
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text + "\n")
+    os.replace(path + ".tmp", path)
+    print(f"FactoryLab: Dask configuration for SLURMCluster() in {path}", flush=True)
 
 
 def free_port():
@@ -46,7 +78,12 @@ def report_port(port):
 
 
 def main():
+    started = time.time()
     server, args = sys.argv[1], sys.argv[2:]
+    try:
+        write_dask_config(started)
+    except (OSError, ValueError) as exc:
+        print(f"FactoryLab: no Dask configuration for this session: {exc}", flush=True)
     port = free_port()
     probe_host = "127.0.0.1"
     service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")

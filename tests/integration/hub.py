@@ -112,11 +112,19 @@ def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **k
     return requests.request(method, url, headers=headers, timeout=30, **kwargs)
 
 
-def run_in_kernel(hub: Hub, user: str, token: str, code: str, timeout: float = 60) -> str:
-    """Execute ``code`` in a new kernel of the user's session; return its stdout."""
-    response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": "python3"})
-    assert response.status_code == 201, response.text
-    kernel_id = response.json()["id"]
+def run_in_kernel(
+    hub: Hub, user: str, token: str, code: str, timeout: float = 60, kernel_id: str | None = None
+) -> str:
+    """Execute ``code`` in a kernel of the user's session; return its stdout.
+
+    Without ``kernel_id`` a new kernel runs it and is deleted afterwards; with one, that
+    kernel runs it and stays.
+    """
+    keep = kernel_id is not None
+    if kernel_id is None:
+        response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        kernel_id = response.json()["id"]
     ws_url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
     socket = websocket.create_connection(
         ws_url, header=[f"Authorization: token {token}"], timeout=timeout
@@ -155,7 +163,8 @@ def run_in_kernel(hub: Hub, user: str, token: str, code: str, timeout: float = 6
                 return "".join(output)
     finally:
         socket.close()
-        proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
+        if not keep:
+            proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
     raise AssertionError("the kernel did not finish in time")
 
 

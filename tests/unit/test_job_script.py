@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 
@@ -109,3 +110,20 @@ def test_apptainer_images_run_with_nv_on_gpus_and_the_site_binds(site):
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     with pytest.raises(ValueError, match="Apptainer image"):
         render_job_script(_spec(site, apptainer="/images/x.sif; reboot"))
+
+
+def test_dask_config_travels_to_the_launcher(site):
+    config = {"jobqueue": {"slurm": {"queue": "cpu", "name": "it's"}}}
+    script = render_job_script(_spec(site, dask_config=config))
+    assert "export DASK_CONFIG=/home/demo01/.factorylab/servers/default/dask" in script
+    assert "export FACTORYLAB_WALLTIME_SECONDS=7200" in script
+    exported = subprocess.run(
+        ["bash", "-c", script.split("\necho ")[0] + '\nprintf %s "$FACTORYLAB_DASK_CONFIG"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(exported) == config
+    named = render_job_script(_spec(site, server_name="gpu-run", dask_config=config))
+    assert "/home/demo01/.factorylab/servers/gpu-run/dask" in named
+    assert "export DASK_CONFIG" not in render_job_script(_spec(site))

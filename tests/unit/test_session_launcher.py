@@ -65,12 +65,13 @@ def fake_server(tmp_path):
     return path
 
 
-def _launch(fake_server, hub):
+def _launch(fake_server, hub, **extra_env):
     env = {
         "JUPYTERHUB_API_URL": hub.url,
         "JUPYTERHUB_API_TOKEN": "secret",
         "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:0/user/demo01/",
         "PATH": "/usr/bin:/bin",
+        **extra_env,
     }
     return subprocess.Popen(
         [sys.executable, "-I", "-", str(fake_server), "--debug"],
@@ -105,3 +106,40 @@ def test_a_hub_refusal_stops_the_server(fake_server):
     assert proc.returncode == 1
     assert "could not report the session port" in err
     hub.server.shutdown()
+
+
+def test_writes_the_sessions_dask_config(fake_server, tmp_path):
+    hub = Hub()
+    dask_dir = tmp_path / "servers" / "default" / "dask"
+    config = {
+        "jobqueue": {
+            "slurm": {
+                "job-extra-directives": ["--deadline=@SESSION_END@"],
+                "scheduler-options": {"host": "@NODE_ADDRESS@"},
+            }
+        }
+    }
+    proc = _launch(
+        fake_server,
+        hub,
+        DASK_CONFIG=str(dask_dir),
+        FACTORYLAB_DASK_CONFIG=json.dumps(config),
+        FACTORYLAB_WALLTIME_SECONDS="3600",
+    )
+    started = time.time()
+    proc.stdin.write(LAUNCHER.read_text())
+    proc.stdin.close()
+    deadline = time.monotonic() + 10
+    while not hub.reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written = json.loads((dask_dir / "factorylab-session.yaml").read_text())
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    hub.server.shutdown()
+    slurm = written["jobqueue"]["slurm"]
+    end = time.mktime(time.strptime(slurm["job-extra-directives"][0][11:], "%Y-%m-%dT%H:%M:%S"))
+    # a minute before the session's end, never after it
+    assert started + 3600 - 62 <= end <= started + 3600 - 59
+    host = slurm["scheduler-options"]["host"]
+    socket.inet_aton(host)  # a resolved IPv4 address, not the placeholder
+    assert oct(dask_dir.stat().st_mode & 0o777) == "0o700"

@@ -158,3 +158,15 @@ async def test_associations_without_accounting_fail(fake_bin):
     )
     with pytest.raises(SlurmError, match="accounting_storage"):
         await _client(fake_bin).associations("demo01")
+
+
+async def test_cancel_named_cancels_the_users_jobs_of_that_name(fake_bin):
+    _script(fake_bin, "scancel", 'echo "$@" > "$(dirname "$0")/scancel.args"\n')
+    await _client(fake_bin).cancel_named("dask-demo01-default", "demo01")
+    assert (fake_bin / "scancel.args").read_text().split() == [
+        "--user=demo01",
+        "--name=dask-demo01-default",
+    ]
+    assert "-u demo01 --" in (fake_bin / "sudo.log").read_text()
+    with pytest.raises(SlurmError, match="not a plain job name"):
+        await _client(fake_bin).cancel_named("dask-*", "demo01")
