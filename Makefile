@@ -59,3 +59,4 @@ test: venv up
 bench: venv up
 	$(PY) -m bench.cold_spawn
 	$(PY) -m bench.burst
+	$(PY) -m bench.dask_scale

@@ -1,0 +1,131 @@
+"""Dask scale-out benchmark: ``cluster.scale(4)`` to 4 connected workers.
+
+Both methods run in the same FactoryLab session's kernel (same node, same image, same
+Slurm), interleaved:
+
+* **factorylab**: ``SLURMCluster()`` with no arguments (the session's Dask
+  configuration), then ``cluster.scale(4)`` until the scheduler sees 4 workers;
+* **floor**: the same work by hand: a ``dask scheduler`` process, then 4 ``sbatch``
+  jobs of ``python -m distributed.cli.dask_worker`` with the same partition, size and
+  image, until the scheduler sees 4 workers. The ratio is to this.
+
+Writes ``bench/results/dask_scale.json``. Run as root after ``make up`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+
+from bench.common import RESULTS, summarise
+from tests.integration.hub import ADMIN_TOKEN_FILE, Hub, proxied, run_in_kernel
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+USER = "demo10"
+WORKERS = 4
+
+SETUP = """
+import json, os, subprocess, sys, tempfile, time
+from dask_jobqueue import SLURMCluster
+from distributed import Client
+
+def factorylab_scale(n):
+    cluster = SLURMCluster()
+    client = Client(cluster)
+    started = time.perf_counter()
+    cluster.scale(n)
+    client.wait_for_workers(n, timeout=300)
+    elapsed = time.perf_counter() - started
+    client.close(); cluster.close()
+    return elapsed
+
+def floor_scale(n):
+    folder = tempfile.mkdtemp(prefix="bench-floor-")
+    scheduler_file = os.path.join(folder, "scheduler.json")
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    while not os.path.exists(scheduler_file):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    address = json.load(open(scheduler_file))["address"]
+    client = Client(address)
+    script = (
+        "#!/bin/bash\\n#SBATCH -J bench-dask-floor\\n#SBATCH -p cpu\\n#SBATCH -n 1\\n"
+        "#SBATCH --cpus-per-task=1\\n#SBATCH --mem=1G\\n#SBATCH -t 00:10:00\\n"
+        "#SBATCH -o /dev/null\\n"
+        f"exec {sys.executable} -m distributed.cli.dask_worker {address} "
+        "--nthreads 1 --memory-limit 1GiB --nworkers 1\\n"
+    )
+    started = time.perf_counter()
+    jobs = [
+        subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True,
+                       text=True, check=True).stdout.strip()
+        for _ in range(n)
+    ]
+    client.wait_for_workers(n, timeout=300)
+    elapsed = time.perf_counter() - started
+    client.close()
+    subprocess.run(["scancel", *jobs], check=False)
+    scheduler.terminate(); scheduler.wait()
+    return elapsed
+print("ready")
+"""
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        sys.exit("make bench runs as root, after make up")
+    hub = Hub(ADMIN_TOKEN_FILE.read_text().strip())
+    hub.stop(USER)
+    hub.start(USER)
+    token = hub.user_token(USER)
+    kernel = proxied(hub, USER, "api/kernels", token, method="POST", json={"name": "python3"})
+    kernel_id = kernel.json()["id"]
+    samples: dict[str, list[float]] = {"floor": [], "factorylab": []}
+    try:
+        run_in_kernel(hub, USER, token, SETUP, kernel_id=kernel_id)
+        # one warm-up each (page cache, first imports on the workers), not counted
+        for method in ("floor", "factorylab"):
+            run_in_kernel(hub, USER, token, f"{method}_scale({WORKERS})", 400, kernel_id)
+        for i in range(RUNS):
+            for method in ("floor", "factorylab"):
+                code = f"print({method}_scale({WORKERS}))"
+                seconds = float(run_in_kernel(hub, USER, token, code, 400, kernel_id))
+                samples[method].append(seconds)
+            print(
+                f"run {i + 1}/{RUNS}: "
+                + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in samples.items()),
+                flush=True,
+            )
+    finally:
+        proxied(hub, USER, f"api/kernels/{kernel_id}", token, method="DELETE")
+        hub.stop(USER)
+    result = {name: summarise(values) for name, values in samples.items()}
+    report = {
+        "benchmark": "dask_scale",
+        "what": f"seconds from cluster.scale({WORKERS}) until {WORKERS} workers are connected",
+        "workers": WORKERS,
+        "runs": RUNS,
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": result,
+        "ratios": {
+            "factorylab_vs_floor": round(
+                result["factorylab"]["median_s"] / result["floor"]["median_s"], 3
+            )
+        },
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "dask_scale.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, values in result.items():
+        print(f"{name:12s} median {values['median_s']:.2f} s  (min {values['min_s']:.2f})")
+    print(f"ratios: {report['ratios']}; written to {RESULTS / 'dask_scale.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
