@@ -13,7 +13,9 @@ What it sets (``jobqueue.slurm`` unless noted):
   the session's end, so no worker outlives its session;
 - ``scheduler-options``: the scheduler listens on an address workers reach (the site's
   interface, or the node's address); its dashboard listens on loopback only;
-- ``python``: workers run the session's own image (inside Apptainer when it has one);
+- ``python``: workers run the kernel's own environment (dask-jobqueue's default,
+  ``sys.executable``), so a kernel of the chip image gets chip workers; in an Apptainer
+  image the workers run inside the same image;
 - ``name``: ``dask-<user>-<server>``, which is also how the hub cancels them when the
   session ends;
 - ``log-directory``;
@@ -51,10 +53,6 @@ def session_dask_config(
     partition = site.partitions[partition_name]
     image = site.images[request.image]
     gpus = partition.default_gpus if partition.kind == "gpu" else 0
-    python = [
-        *container_prefix(image.apptainer, image.binds, gpus),
-        f"{image.venv.rstrip('/')}/bin/python",
-    ]
     walltime = min(settings.walltime or partition.max_walltime, request.walltime_seconds)
     min_walltime = min(settings.min_walltime, walltime)
     scheduler_options: dict[str, str] = {"dashboard_address": "127.0.0.1:0"}
@@ -77,12 +75,14 @@ def session_dask_config(
         "memory": f"{settings.memory}MiB",
         "processes": settings.processes,
         "walltime": format_walltime(walltime),
-        "python": shlex.join(python),
         "interface": settings.interface,
         "log-directory": settings.log_directory.replace("~", home.rstrip("/"), 1),
         "job-extra-directives": directives,
         "scheduler-options": scheduler_options,
     }
+    if image.apptainer:
+        container = container_prefix(image.apptainer, image.binds, gpus)
+        slurm["python"] = shlex.join([*container, f"{image.venv.rstrip('/')}/bin/python"])
     return {
         "jobqueue": {"slurm": slurm},
         "distributed": {"dashboard": {"link": DASHBOARD_LINK}},

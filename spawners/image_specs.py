@@ -8,7 +8,8 @@ Target one is a venv (``make images``, ansible role ``envs``); target two is
 ``images/<name>/<name>.def``, an Apptainer definition rendered from
 ``images/apptainer.def.j2`` by ``factorylab image-defs``, that installs the very same
 files. Files under ``images/<name>/overlay/`` go into the environment's prefix in
-both targets (``*.pth`` files into its site-packages).
+both targets (``*.pth`` files into its site-packages), and ``images/<name>/post-install.sh``
+runs after the install in both, with ``VENV`` set (to warm caches, say).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)\s*(?:#.*)?
 _IMPORTS = re.compile(r"^#\s*imports:\s*(.+)$")
 SPEC = "requirements.txt"
 OVERLAY = "overlay"
+POST_INSTALL = "post-install.sh"
 ENVS_PREFIX = "/opt/factorylab/envs"
 
 
@@ -115,6 +117,16 @@ def overlay_files(images_dir: Path | str, spec: ImageSpec) -> list[str]:
     return files
 
 
+def post_install_scripts(images_dir: Path | str, spec: ImageSpec) -> list[str]:
+    """The post-install scripts of the image and those it builds on, base first."""
+    images_dir = Path(images_dir)
+    return [
+        f"{name}/{POST_INSTALL}"
+        for name in spec.chain
+        if (images_dir / name / POST_INSTALL).exists()
+    ]
+
+
 _templates = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -133,6 +145,7 @@ def render_definition(images_dir: Path | str, name: str) -> str:
     return template.render(
         spec=spec,
         pth_files=[path for path in overlays if path.endswith(".pth")],
+        post_install=post_install_scripts(images_dir, spec),
         prefix_files=[
             (path, path.split(f"/{OVERLAY}/", 1)[1])
             for path in overlays

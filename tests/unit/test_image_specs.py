@@ -12,6 +12,7 @@ from spawners.image_specs import (
     load_spec,
     overlay_files,
     parse_definition,
+    post_install_scripts,
 )
 
 from .conftest import REPO
@@ -77,6 +78,9 @@ def test_definition_installs_exactly_the_spec(name, site):
     for file in overlay_files(IMAGES, spec):
         assert copied[f"images/{file}"] == f"/opt/factorylab/images/{file}"
     post = sections["%post"]
+    for script in post_install_scripts(IMAGES, spec):
+        assert copied[f"images/{script}"] == f"/opt/factorylab/images/{script}"
+        assert f"VENV={spec.venv} bash /opt/factorylab/images/{script}" in post
     assert "python3 -m venv " + spec.venv in post
     installs = [shlex.split(line) for line in post if "/bin/pip install " in line]
     assert len(installs) == 1
@@ -96,6 +100,12 @@ def test_definition_installs_exactly_the_spec(name, site):
         assert module in test_line
     # the site file's venv for the image is the same path inside the container
     assert site.images[name].venv == spec.venv
+
+
+def test_chip_warms_its_yosys_cache_in_both_targets():
+    spec = load_spec(IMAGES, "chip")
+    assert post_install_scripts(IMAGES, spec) == ["chip/post-install.sh"]
+    assert post_install_scripts(IMAGES, load_spec(IMAGES, "climate")) == []
 
 
 def test_bad_specs_name_the_file_and_line(tmp_path):
