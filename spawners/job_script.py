@@ -45,6 +45,7 @@ class JobSpec:
     apptainer: str | None = None
     binds: Sequence[str] = ()
     dask_config: Mapping | None = None
+    notebooks: tuple[str, str] | None = None
 
     @property
     def session_dir(self) -> str:
@@ -59,7 +60,12 @@ class JobSpec:
             raise ValueError("server names may use letters, digits, '.', '_' and '-' only")
         if not re.fullmatch(SLURM_NAME, self.job_name):
             raise ValueError(f"job name {self.job_name!r} is not a plain name")
-        for label, path in (("log path", self.log_path), ("working directory", self.workdir)):
+        paths = [("log path", self.log_path), ("working directory", self.workdir)]
+        if self.notebooks is not None:
+            paths.append(("notebook source", self.notebooks[0]))
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", self.notebooks[1]):
+                raise ValueError(f"notebook folder {self.notebooks[1]!r} must be a plain name")
+        for label, path in paths:
             if not _SAFE_PATH.match(path):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
         for label, path in (
@@ -108,6 +114,10 @@ def render_job_script(spec: JobSpec) -> str:
         environment["DASK_CONFIG"] = f"{spec.session_dir}/dask"
         environment["FACTORYLAB_DASK_CONFIG"] = json.dumps(spec.dask_config, sort_keys=True)
         environment["FACTORYLAB_WALLTIME_SECONDS"] = str(spec.request.walltime_seconds)
+    if spec.notebooks is not None:
+        source, directory = spec.notebooks
+        environment["FACTORYLAB_NOTEBOOKS_SOURCE"] = source
+        environment["FACTORYLAB_NOTEBOOKS_TARGET"] = f"{spec.home.rstrip('/')}/{directory}"
     return _environment.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,

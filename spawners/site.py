@@ -322,6 +322,23 @@ class DaskSettings(_Strict):
     )
 
 
+class NotebookSettings(_Strict):
+    """Starter notebooks copied into each user's home at their first session."""
+
+    enabled: bool = True
+    source: str = Field(
+        "/opt/factorylab/notebooks",
+        pattern=r"^/[A-Za-z0-9_./+-]*$",
+        description="Where the starter notebooks are on the compute nodes (read-only).",
+    )
+    directory: str = Field(
+        "factorylab-notebooks",
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+        description="The folder in each user's home they are copied to. A file is copied "
+        "only if the user never had it: edits and deletions are kept.",
+    )
+
+
 class Site(_Strict):
     """The whole site file."""
 
@@ -337,6 +354,7 @@ class Site(_Strict):
     reservations: ReservationSettings = ReservationSettings()
     group_limits: dict[SlurmName, GroupLimit] = Field(default_factory=dict)
     dask: DaskSettings = DaskSettings()
+    notebooks: NotebookSettings = NotebookSettings()
 
     @property
     def dask_partition(self) -> Partition:

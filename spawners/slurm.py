@@ -201,6 +201,11 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 if self.site.dask.enabled
                 else None
             ),
+            notebooks=(
+                (self.site.notebooks.source, self.site.notebooks.directory)
+                if self.site.notebooks.enabled
+                else None
+            ),
         )
 
     # -- lifecycle -------------------------------------------------------------

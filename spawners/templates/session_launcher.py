@@ -9,6 +9,7 @@ server's status.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -77,6 +78,43 @@ def report_port(port):
     urllib.request.urlopen(request, timeout=60, context=context).read()
 
 
+def deliver_notebooks():
+    """Copy the site's starter notebooks into the user's folder, never over their files.
+
+    A file is copied once: if the user edits it, their version stays; if they delete
+    it, it does not come back (``.factorylab-delivered`` lists what was delivered). New
+    notebooks the site adds later arrive at the next session.
+    """
+    source = os.environ.pop("FACTORYLAB_NOTEBOOKS_SOURCE", "")
+    target = os.environ.pop("FACTORYLAB_NOTEBOOKS_TARGET", "")
+    if not source or not target or not os.path.isdir(source):
+        return
+    manifest = os.path.join(target, ".factorylab-delivered")
+    try:
+        with open(manifest) as handle:
+            delivered = {line.rstrip("\n") for line in handle}
+    except OSError:
+        delivered = set()
+    copied = []
+    for root, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(root, name), source)
+            if name.startswith(".") or relative in delivered:
+                continue
+            destination = os.path.join(target, relative)
+            if not os.path.lexists(destination):
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                shutil.copyfile(os.path.join(root, name), destination)
+                copied.append(relative)
+            delivered.add(relative)
+    os.makedirs(target, exist_ok=True)
+    with open(manifest, "w") as handle:
+        handle.writelines(f"{line}\n" for line in sorted(delivered))
+    if copied:
+        print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
+
+
 def main():
     started = time.time()
     server, args = sys.argv[1], sys.argv[2:]
@@ -84,6 +122,10 @@ def main():
         write_dask_config(started)
     except (OSError, ValueError) as exc:
         print(f"FactoryLab: no Dask configuration for this session: {exc}", flush=True)
+    try:
+        deliver_notebooks()
+    except OSError as exc:
+        print(f"FactoryLab: the starter notebooks were not copied: {exc}", flush=True)
     port = free_port()
     probe_host = "127.0.0.1"
     service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")

@@ -127,3 +127,13 @@ def test_dask_config_travels_to_the_launcher(site):
     named = render_job_script(_spec(site, server_name="gpu-run", dask_config=config))
     assert "/home/demo01/.factorylab/servers/gpu-run/dask" in named
     assert "export DASK_CONFIG" not in render_job_script(_spec(site))
+
+
+def test_starter_notebooks_go_to_the_home_folder(site):
+    script = render_job_script(_spec(site, notebooks=("/opt/factorylab/notebooks", "starters")))
+    assert "export FACTORYLAB_NOTEBOOKS_SOURCE=/opt/factorylab/notebooks" in script
+    assert "export FACTORYLAB_NOTEBOOKS_TARGET=/home/demo01/starters" in script
+    with pytest.raises(ValueError, match="plain name"):
+        render_job_script(_spec(site, notebooks=("/opt/factorylab/notebooks", "../../etc")))
+    with pytest.raises(ValueError, match="notebook source"):
+        render_job_script(_spec(site, notebooks=("relative/path", "starters")))

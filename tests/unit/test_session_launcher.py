@@ -143,3 +143,33 @@ def test_writes_the_sessions_dask_config(fake_server, tmp_path):
     host = slurm["scheduler-options"]["host"]
     socket.inet_aton(host)  # a resolved IPv4 address, not the placeholder
     assert oct(dask_dir.stat().st_mode & 0o777) == "0o700"
+
+
+def _deliver(tmp_path, source, target):
+    env = {
+        "FACTORYLAB_NOTEBOOKS_SOURCE": str(source),
+        "FACTORYLAB_NOTEBOOKS_TARGET": str(target),
+        "PATH": "/usr/bin:/bin",
+    }
+    code = LAUNCHER.read_text().replace('if __name__ == "__main__":\n    main()', "")
+    code += "\ndeliver_notebooks()\n"
+    subprocess.run([sys.executable, "-I", "-"], input=code, text=True, env=env, check=True)
+
+
+def test_starter_notebooks_never_overwrite_the_users_files(tmp_path):
+    source, target = tmp_path / "site", tmp_path / "home" / "factorylab-notebooks"
+    (source / "climate").mkdir(parents=True)
+    (source / "00-getting-started.ipynb").write_text("site v1")
+    (source / "climate" / "l96.ipynb").write_text("site v1")
+    _deliver(tmp_path, source, target)
+    assert (target / "climate" / "l96.ipynb").read_text() == "site v1"
+    # the user edits one and deletes the other; the site updates both and adds one
+    (target / "00-getting-started.ipynb").write_text("my edits")
+    (target / "climate" / "l96.ipynb").unlink()
+    (source / "00-getting-started.ipynb").write_text("site v2")
+    (source / "climate" / "l96.ipynb").write_text("site v2")
+    (source / "new.ipynb").write_text("new")
+    _deliver(tmp_path, source, target)
+    assert (target / "00-getting-started.ipynb").read_text() == "my edits"
+    assert not (target / "climate" / "l96.ipynb").exists()
+    assert (target / "new.ipynb").read_text() == "new"
