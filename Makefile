@@ -43,7 +43,7 @@ venv: $(VENV)/.installed
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check spawners tests bench notebooks
+	$(VENV)/bin/ruff format --check spawners tests bench notebooks images
 	cd ansible && ../$(VENV)/bin/ansible-lint --offline site.yml
 
 unit: venv

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
 from tornado import web
 
-from . import port_api, spawn_form
+from . import port_api, session_api, spawn_form
+from .idle_policy import CULLER_SCOPES, CULLER_SERVICE, culler_service
 from .site import Site, SiteFileError, load_site
 
 ADMIN_SERVICE = "factorylab-admin"
@@ -68,20 +69,37 @@ def configure_hub(c, site_path: str) -> Site:
     port_api.remove_batchspawner_handler()
     c.JupyterHub.extra_handlers = [
         *port_api.handlers(),
+        *session_api.handlers(),
         (spawn_form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(spawn_form.STATIC_DIR)}),
     ]
 
+    c.JupyterHub.services = []
+    c.JupyterHub.load_roles = []
     admin_token = os.environ.get("FACTORYLAB_ADMIN_API_TOKEN", "")
     if admin_token:
-        c.JupyterHub.services = [{"name": ADMIN_SERVICE, "api_token": admin_token}]
-        c.JupyterHub.load_roles = [
+        c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": admin_token})
+        c.JupyterHub.load_roles.append(
             {
                 "name": ADMIN_SERVICE,
                 "description": "Automation: manage users, their servers and tokens.",
                 "scopes": ADMIN_SCOPES,
                 "services": [ADMIN_SERVICE],
             }
-        ]
+        )
+    if site.idle.enabled:
+        # Idle sessions give their resources back: jupyterhub-idle-culler, deciding per
+        # server by the kernel activity the session reports (spawners/idle_policy.py).
+        c.JupyterHub.services.append(
+            culler_service(site, sys.executable, os.path.abspath(site_path))
+        )
+        c.JupyterHub.load_roles.append(
+            {
+                "name": CULLER_SERVICE,
+                "description": "Stop sessions whose kernels were idle past their limit.",
+                "scopes": CULLER_SCOPES,
+                "services": [CULLER_SERVICE],
+            }
+        )
     if public.scheme == "https":
         c.JupyterHub.cookie_options = {"secure": True}
     return site

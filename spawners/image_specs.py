@@ -7,8 +7,9 @@ pins, a spec names the modules that prove the image works (``# imports: a b``).
 Target one is a venv (``make images``, ansible role ``envs``); target two is
 ``images/<name>/<name>.def``, an Apptainer definition rendered from
 ``images/apptainer.def.j2`` by ``factorylab image-defs``, that installs the very same
-files. Files under ``images/<name>/overlay/`` go into the environment's prefix in
-both targets (``*.pth`` files into its site-packages), and ``images/<name>/post-install.sh``
+files. Files under ``images/<name>/overlay/`` go into the environment in both targets:
+top-level ``*.pth`` files and ``overlay/site-packages/`` into its site-packages, the
+rest under its prefix (``etc/``, ``share/``); and ``images/<name>/post-install.sh``
 runs after the install in both, with ``VENV`` set (to warm caches, say).
 """
 
@@ -144,14 +145,19 @@ def render_definition(images_dir: Path | str, name: str) -> str:
     overlays = overlay_files(images_dir, spec)
     return template.render(
         spec=spec,
-        pth_files=[path for path in overlays if path.endswith(".pth")],
+        installs=[(path, overlay_target(path, spec.venv)) for path in overlays],
         post_install=post_install_scripts(images_dir, spec),
-        prefix_files=[
-            (path, path.split(f"/{OVERLAY}/", 1)[1])
-            for path in overlays
-            if not path.endswith(".pth")
-        ],
     )
+
+
+def overlay_target(path: str, venv: str) -> str:
+    """Where overlay file ``path`` (relative to ``images/``) goes, as a shell word."""
+    relative = path.split(f"/{OVERLAY}/", 1)[1]
+    if relative.endswith(".pth") and "/" not in relative:
+        return f'"$site_packages"/{relative}'
+    if relative.startswith("site-packages/"):
+        return f'"$site_packages"/{relative.removeprefix("site-packages/")}'
+    return f"{venv}/{relative}"
 
 
 def definition_path(images_dir: Path | str, name: str) -> Path:

@@ -54,20 +54,27 @@ def parse_port_body(body: bytes) -> int:
     return port
 
 
+def own_spawner(handler: APIHandler, needs: str):
+    """The spawner whose own server token authenticated ``handler``'s request.
+
+    Raises 403 for any other token (a user's, an admin's, another server's), or when
+    the spawner has no attribute ``needs``.
+    """
+    token = handler.get_auth_token() or ""
+    for candidate in getattr(handler.current_user, "spawners", {}).values():
+        if candidate.api_token and hmac.compare_digest(candidate.api_token, token):
+            if hasattr(candidate, needs):
+                return candidate
+            break
+    raise web.HTTPError(403, "only a FactoryLab session's own server token may call this")
+
+
 class PortReportHandler(APIHandler):
     """``POST /hub/api/factorylab/port`` from a session job."""
 
     @web.authenticated
     async def post(self) -> None:
-        user = self.current_user
-        token = self.get_auth_token() or ""
-        spawner = None
-        for candidate in getattr(user, "spawners", {}).values():
-            if candidate.api_token and hmac.compare_digest(candidate.api_token, token):
-                spawner = candidate
-                break
-        if spawner is None or not hasattr(spawner, "accept_port"):
-            raise web.HTTPError(403, "only a session's own server token may report its port")
+        spawner = own_spawner(self, "accept_port")
         try:
             port = parse_port_body(self.request.body)
         except ValueError as exc:

@@ -105,6 +105,10 @@ class ProfilesSpawner(SessionOptionsMixin, wrapspawner.ProfilesSpawner):
             return dict(self.child_spawner.accepted_options)
         return dict(self.child_state.get("accepted_options", {}))
 
+    def slurm_session(self) -> SlurmSpawner | None:
+        """The child that runs the session, if there is one."""
+        return self.child_spawner
+
     def accept_port(self, port: int) -> bool:
         """Forward the job's port report to the child that waits for it."""
         child = self.child_spawner

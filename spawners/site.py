@@ -322,6 +322,43 @@ class DaskSettings(_Strict):
     )
 
 
+class IdleSettings(_Strict):
+    """Idle sessions give their resources back. Idle means: no kernel executed anything.
+
+    A kernel that is executing is never idle; an open browser tab does not count as
+    activity. The first matching rule applies: ``by_profile``, then ``by_partition``,
+    then ``default``. ``null`` there means never.
+    """
+
+    enabled: bool = True
+    default: WalltimeSeconds | None = Field(4 * 3600, description="Idle limit, e.g. 04:00:00.")
+    by_partition: dict[SlurmName, WalltimeSeconds | None] = Field(
+        default_factory=dict, description="e.g. {gpu: '00:30:00'}"
+    )
+    by_profile: dict[SlurmName, WalltimeSeconds | None] = Field(default_factory=dict)
+    check_every: int = Field(
+        60, ge=5, le=3600, description="Seconds between the idle culler's checks."
+    )
+    report_every: int = Field(
+        60, ge=5, le=3600, description="Seconds between a session's kernel-activity reports."
+    )
+
+
+class WalltimeSettings(_Strict):
+    """What users see of their session's time limit, and how far they may extend it."""
+
+    warnings: list[WalltimeSeconds] = Field(
+        default_factory=lambda: [15 * 60, 5 * 60],
+        description="Warn this long before the end, e.g. ['00:15:00', '00:05:00'].",
+    )
+    extend_by: WalltimeSeconds = Field(
+        3600,
+        description="What one 'extend' adds. The total never passes the user's "
+        "max_walltime for the partition (group_limits included).",
+    )
+    allow_extend: bool = True
+
+
 class NotebookSettings(_Strict):
     """Starter notebooks copied into each user's home at their first session."""
 
@@ -355,6 +392,8 @@ class Site(_Strict):
     group_limits: dict[SlurmName, GroupLimit] = Field(default_factory=dict)
     dask: DaskSettings = DaskSettings()
     notebooks: NotebookSettings = NotebookSettings()
+    idle: IdleSettings = IdleSettings()
+    walltime: WalltimeSettings = WalltimeSettings()
 
     @property
     def dask_partition(self) -> Partition:
@@ -385,6 +424,7 @@ class Site(_Strict):
                         f"partitions ({', '.join(self.partitions)}); name one of them"
                     )
         self._check_dask()
+        self._check_idle()
         from .session_request import InvalidRequest, check_profile  # circular at import time
 
         for key, profile in self.profiles.items():
@@ -395,6 +435,18 @@ class Site(_Strict):
                     f"profiles.{key}.{exc}; change the profile or the partition"
                 ) from None
         return self
+
+    def _check_idle(self) -> None:
+        for section, keys, known in (
+            ("by_partition", self.idle.by_partition, self.partitions),
+            ("by_profile", self.idle.by_profile, self.profiles),
+        ):
+            for key in keys:
+                if key not in known:
+                    raise ValueError(
+                        f"idle.{section}: {key!r} is not one of the {section[3:]}s "
+                        f"({', '.join(known)}); name one of them"
+                    )
 
     def _check_dask(self) -> None:
         name = self.dask.partition

@@ -17,9 +17,11 @@ import time
 from collections import deque
 
 import batchspawner
-from traitlets import Any, Dict, Integer, List, Unicode, default
+from traitlets import Any, Dict, Float, Integer, List, Unicode, default
 
 from .dask_config import session_dask_config, worker_job_name
+from .entitlements import partition_limits, unix_groups
+from .idle_policy import idle_limit, server_args
 from .job_endings import explain_ending
 from .job_monitor import JobMonitor
 from .job_script import JobSpec, render_job_script
@@ -106,6 +108,12 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         help="The last user options that passed validation (state; what a plain Start reuses)."
     )
     job_log = Unicode(help="Path of this session job's log (state).")
+    kernel_activity = Float(
+        0.0, help="Epoch seconds of the session's last kernel activity, as it reported (state)."
+    )
+    idle_limit = Integer(
+        None, allow_none=True, help="Seconds without kernel activity before culling (state)."
+    )
     _workers_cancelled_for = ""
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
 
@@ -146,6 +154,9 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             state["ended_message"] = self.ended_message
         if self.accepted_options:
             state["accepted_options"] = self.accepted_options
+        if self.job_id:
+            state["kernel_activity"] = self.kernel_activity
+            state["idle_limit"] = self.idle_limit
         return state
 
     def load_state(self, state: dict) -> None:
@@ -155,6 +166,8 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         self.submitted_at = state.get("submitted_at", 0)
         self.ended_message = state.get("ended_message", "")
         self.accepted_options = state.get("accepted_options", {})
+        self.kernel_activity = float(state.get("kernel_activity") or 0.0)
+        self.idle_limit = state.get("idle_limit")
         if self.job_id:
             self.monitor.claim(self.job_id)
 
@@ -165,6 +178,8 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         super().clear_state()
         self.job_log = ""
         self.submitted_at = 0
+        self.kernel_activity = 0.0
+        self.idle_limit = None
 
     def accept_port(self, port: int) -> bool:
         """Called by the port endpoint; True if this spawner was waiting for a port."""
@@ -183,6 +198,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             for key, value in self.get_env().items()
             if key not in {"PATH", "VIRTUAL_ENV", "HOME", "USER", "SHELL", "PYTHONPATH"}
         }
+        env["FACTORYLAB_ACTIVITY_INTERVAL"] = str(self.site.idle.report_every)
         return JobSpec(
             user=self.user.name,
             server_name=self.name,
@@ -192,7 +208,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             workdir=account.pw_dir,
             home=account.pw_dir,
             venv=image.venv,
-            server_args=self.get_args(),
+            server_args=[*self.get_args(), *server_args(self.idle_limit)],
             environment=env,
             apptainer=image.apptainer,
             binds=image.binds,
@@ -215,6 +231,8 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         request: SessionRequest = self.session_request or parse_request({}, site)
         self.port = 0
         self.ended_message = ""
+        self.idle_limit = idle_limit(site, request)
+        self.kernel_activity = time.time()
         self._port_future = asyncio.get_running_loop().create_future()
         nonce = secrets.token_hex(8)
         log_path = os.path.join(site.slurm.job_log_dir, f"{self.user.name}-{nonce}-%j.log")
@@ -384,6 +402,91 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 return
             await asyncio.sleep(0.5)
         self.log.warning("Session job %s did not end within 10 s of scancel", self.job_id)
+
+    # -- time left, extension, kernel activity --------------------------------------
+    def slurm_session(self) -> SlurmSpawner:
+        """This spawner (the profile wrapper answers with its child)."""
+        return self
+
+    def record_kernel_activity(self, stamp: float) -> None:
+        """Keep the session's latest kernel activity (never moves backwards)."""
+        self.kernel_activity = max(self.kernel_activity, stamp)
+
+    def max_walltime(self, partition: str) -> int:
+        """The longest this user's session may run in ``partition`` (group limits too)."""
+        limits = partition_limits(self.site, unix_groups(self.user.name)).get(partition)
+        return limits.max_walltime_seconds if limits else 0
+
+    def session_facts(self) -> dict:
+        """Time left, the latest end an extension can reach, and the idle policy."""
+        job = self.monitor.snapshot.jobs.get(self.job_id) if self.job_id else None
+        facts: dict = {
+            "job_id": self.job_id,
+            "state": job.state if job else None,
+            "idle_limit_seconds": self.idle_limit,
+            "kernel_activity": self.kernel_activity or None,
+            "warnings_at_seconds": sorted(self.site.walltime.warnings, reverse=True),
+        }
+        if job is None or not job.running or not job.end_time:
+            return facts
+        left = max(0, job.end_time - int(time.time()))
+        reachable = job.start_time + self.max_walltime(job.partition)
+        extendable = self.site.walltime.allow_extend and reachable > job.end_time
+        facts.update(
+            ends_at=job.end_time,
+            time_left_seconds=left,
+            time_limit=format_walltime((job.time_limit_minutes or 0) * 60),
+            extendable_until=reachable if extendable else None,
+            extend_by_seconds=min(self.site.walltime.extend_by, reachable - job.end_time)
+            if extendable
+            else 0,
+            warning=self.time_warning(left),
+        )
+        return facts
+
+    def time_warning(self, left: int) -> str | None:
+        """The warning for ``left`` seconds to go, once it is below a warning threshold."""
+        passed = [mark for mark in self.site.walltime.warnings if left <= mark]
+        if not passed:
+            return None
+        minutes = max(1, -(-left // 60))
+        return (
+            f"Your session ends in {minutes} minute{'s' if minutes != 1 else ''}. Save your "
+            "work" + (", or extend the session." if self.site.walltime.allow_extend else ".")
+        )
+
+    async def extend(self, by: int) -> dict:
+        """Raise the job's time limit by ``by`` seconds, within the site's policy.
+
+        Raises PermissionError (beyond policy; a sentence for the user) or RuntimeError
+        (the job is not running, or Slurm refused).
+        """
+        if not self.site.walltime.allow_extend:
+            raise PermissionError("This site does not allow extending sessions.")
+        if by <= 0:
+            raise PermissionError("by: an extension must be longer than zero.")
+        snapshot = await self.monitor.fresh_snapshot(timeout=self.site.slurm.command_timeout)
+        job = snapshot.jobs.get(self.job_id) if self.job_id else None
+        if job is None or not job.running or job.time_limit_minutes is None:
+            raise RuntimeError("The session is not running, so it cannot be extended.")
+        limit = job.time_limit_minutes * 60
+        most = self.max_walltime(job.partition)
+        if limit + by > most:
+            room = max(0, most - limit)
+            raise PermissionError(
+                f"Sessions on partition {job.partition} may run {format_walltime(most)} in "
+                f"all; this one has {format_walltime(limit)}, so it can be extended by "
+                + (f"{format_walltime(room)} at most." if room else "nothing more.")
+            )
+        try:
+            await self.slurm.extend(self.job_id, -(-(limit + by) // 60))
+        except SlurmError as exc:
+            raise RuntimeError(f"Slurm refused the extension: {exc}") from None
+        self.log.info("Extended %s's session job %s by %s s", self.user.name, self.job_id, by)
+        await self.monitor.fresh_snapshot(
+            newer_than=snapshot.taken_at, timeout=self.site.slurm.command_timeout
+        )
+        return self.session_facts()
 
     async def cancel_dask_workers(self) -> None:
         """Cancel the Dask worker jobs this server's SLURMCluster() submitted (by name)."""

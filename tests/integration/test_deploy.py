@@ -63,6 +63,18 @@ def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
     assert (result.returncode == 0) == allowed, (argv, result.stderr)
 
 
+def test_the_only_root_command_is_the_extend_helper_and_it_checks_the_job():
+    helper = "/usr/local/sbin/factorylab-extend"
+    # allowed by sudo, then refused by the helper: job 1 is no FactoryLab session
+    result = _as_hub("sudo", "-n", helper, "1", "60")
+    assert result.returncode == 3 and "not a running FactoryLab session" in result.stderr
+    result = _as_hub("sudo", "-n", helper, "1;id", "60")
+    assert result.returncode == 2 and "usage" in result.stderr
+    result = _as_hub("sudo", "-n", "/usr/bin/scontrol", "update", "JobId=1", "TimeLimit=60")
+    assert result.returncode != 0 and "password is required" in result.stderr
+    assert oct(Path(helper).stat().st_mode & 0o777) == "0o755" and Path(helper).owner() == "root"
+
+
 def test_admin_token_is_root_only():
     info = os.stat("/var/lib/factorylab/admin-api.token")
     assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600
