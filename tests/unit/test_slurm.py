@@ -8,6 +8,7 @@ from traitlets.config import Config
 
 from spawners.job_monitor import Snapshot
 from spawners.slurm import SlurmSpawner
+from spawners.slurm_client import SlurmError, SlurmJob
 
 from .conftest import REPO
 
@@ -23,6 +24,9 @@ class FakeSlurm:
 
     async def cancel_named(self, name, user):
         self.calls.append(("cancel_named", name, user))
+
+    async def extend(self, job_id, minutes):
+        self.calls.append(("extend", job_id, minutes))
 
 
 class FakeMonitor:
@@ -72,3 +76,79 @@ async def test_a_job_that_ended_on_its_own_takes_its_workers_along(spawner):
     assert await spawner.poll() == 1
     assert await spawner.poll() == 1
     assert slurm.calls == [("cancel_named", "dask-demo01-run1", "demo01")]  # once
+
+
+def _job(**overrides):
+    values = dict(
+        job_id="12",
+        name="factorylab",
+        user="demo01",
+        state="RUNNING",
+        reason="None",
+        partition="cpu",
+        batch_host="localhost",
+        nodes="localhost",
+        exit_code=None,
+        submit_time=int(time.time()) - 600,
+        start_time=int(time.time()) - 600,
+        end_time=int(time.time()) + 240,
+        time_limit_minutes=14,
+        standard_output="",
+    )
+    values.update(overrides)
+    return SlurmJob(**values)
+
+
+@pytest.fixture
+def running(monkeypatch):
+    slurm, monitor = FakeSlurm(), FakeMonitor({"12": _job()})
+    monkeypatch.setattr(SlurmSpawner, "monitor", property(lambda self: monitor))
+    monkeypatch.setattr(SlurmSpawner, "slurm", property(lambda self: slurm))
+    monkeypatch.setattr("spawners.slurm.unix_groups", lambda user: frozenset())
+    user = SimpleNamespace(name="demo01", url="/user/demo01/", escaped_name="demo01", id=1)
+    spawner = SlurmSpawner(site_file=SITE, user=user, config=Config())
+    spawner.job_id = "12"
+    return spawner, slurm, monitor
+
+
+def test_facts_give_time_left_warning_and_reach(running):
+    spawner, _, _ = running
+    facts = spawner.session_facts()
+    assert 230 <= facts["time_left_seconds"] <= 240
+    assert facts["warning"] == (
+        "Your session ends in 4 minutes. Save your work, or extend the session."
+    )
+    job = spawner.monitor.snapshot.jobs["12"]
+    assert facts["extendable_until"] == job.start_time + 8 * 3600  # cpu: 8 h in all
+    assert facts["extend_by_seconds"] == 30 * 60
+
+
+async def test_extend_within_policy_asks_slurm_for_the_new_limit(running):
+    spawner, slurm, _ = running
+    await spawner.extend(30 * 60)
+    assert slurm.calls == [("extend", "12", 44)]  # 14 + 30 minutes
+
+
+async def test_extend_beyond_policy_is_refused_with_the_reason(running):
+    spawner, slurm, _ = running
+    with pytest.raises(PermissionError, match="may run 08:00:00 in all; this one has 00:14:00"):
+        await spawner.extend(8 * 3600)
+    assert slurm.calls == []
+
+
+async def test_slurm_refusing_is_reported(running):
+    spawner, slurm, _ = running
+
+    async def refuse(job_id, minutes):
+        raise SlurmError("Job is no longer pending execution")
+
+    slurm.extend = refuse
+    with pytest.raises(RuntimeError, match="Slurm refused the extension: Job is no longer"):
+        await spawner.extend(600)
+
+
+def test_kernel_activity_never_moves_backwards(running):
+    spawner, _, _ = running
+    spawner.record_kernel_activity(1000.0)
+    spawner.record_kernel_activity(900.0)
+    assert spawner.kernel_activity == 1000.0 and spawner.get_state()["kernel_activity"] == 1000.0
