@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help up down images test unit integration lint bench venv
+.PHONY: help up down images test unit integration lint bench venv browser
 
 help:
 	@echo "make up      bring up Slurm + JupyterHub on this machine (root)"
@@ -49,10 +49,14 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv up
+integration: venv up browser
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: venv up
+# Browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
+browser:
+	@test -x /usr/lib/chromium/chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: venv up browser
 	$(MAKE) lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 

@@ -56,7 +56,7 @@ var _JUPYTERLAB = (window._JUPYTERLAB = window._JUPYTERLAB || {});
         node.title = "Time left in this session (click to extend)";
         node.style.cursor = "pointer";
         node.style.padding = "0 6px";
-        node.textContent = "⏱ …";
+        node.textContent = "Time left: …";
         const item = new widgets.Widget({ node: node });
         item.id = "factorylab-time-left";
         let facts = null;
@@ -88,11 +88,11 @@ var _JUPYTERLAB = (window._JUPYTERLAB = window._JUPYTERLAB || {});
 
         function render() {
           if (!facts || facts.time_left_seconds === undefined) {
-            node.textContent = "⏱ –";
+            node.textContent = "Time left: unknown";
             return;
           }
           const left = facts.time_left_seconds - (Date.now() - fetchedAt) / 1000;
-          node.textContent = "⏱ " + format(left) + " left";
+          node.textContent = "Time left: " + format(left);
           node.dataset.timeLeft = String(Math.round(left));
           for (const mark of facts.warnings_at_seconds || []) {
             if (left <= mark && !warned.has(mark)) {
