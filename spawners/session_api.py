@@ -36,6 +36,15 @@ def _json_body(handler: APIHandler, allowed: set[str]) -> dict:
     return data
 
 
+def _running_session(handler: APIHandler):
+    """(the server's spawner, its running Slurm session) for a session's own token."""
+    wrapper = own_spawner(handler, "slurm_session")
+    session = wrapper.slurm_session()
+    if session is None:
+        raise web.HTTPError(404, "this server has no running session")
+    return wrapper, session
+
+
 def _save(handler: APIHandler, wrapper) -> None:
     wrapper.orm_spawner.state = wrapper.get_state()
     handler.db.commit()
@@ -46,9 +55,7 @@ class SessionFactsHandler(APIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        session = own_spawner(self, "slurm_session").slurm_session()
-        if session is None:
-            raise web.HTTPError(404, "this server has no running session")
+        _, session = _running_session(self)
         self.finish(json.dumps(session.session_facts()))
 
 
@@ -57,10 +64,7 @@ class ExtendHandler(APIHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        wrapper = own_spawner(self, "slurm_session")
-        session = wrapper.slurm_session()
-        if session is None:
-            raise web.HTTPError(404, "this server has no running session")
+        wrapper, session = _running_session(self)
         data = _json_body(self, {"by"})
         by = session.site.walltime.extend_by
         if "by" in data:
@@ -83,10 +87,7 @@ class ActivityHandler(APIHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        wrapper = own_spawner(self, "slurm_session")
-        session = wrapper.slurm_session()
-        if session is None:
-            raise web.HTTPError(404, "this server has no running session")
+        wrapper, session = _running_session(self)
         data = _json_body(self, {"kernel_activity", "busy"})
         stamp, busy = data.get("kernel_activity"), data.get("busy", 0)
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):

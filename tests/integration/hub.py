@@ -112,23 +112,8 @@ def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **k
     return requests.request(method, url, headers=headers, timeout=30, **kwargs)
 
 
-def run_in_kernel(
-    hub: Hub, user: str, token: str, code: str, timeout: float = 60, kernel_id: str | None = None
-) -> str:
-    """Execute ``code`` in a kernel of the user's session; return its stdout.
-
-    Without ``kernel_id`` a new kernel runs it and is deleted afterwards; with one, that
-    kernel runs it and stays.
-    """
-    keep = kernel_id is not None
-    if kernel_id is None:
-        response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": "python3"})
-        assert response.status_code == 201, response.text
-        kernel_id = response.json()["id"]
-    ws_url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
-    socket = websocket.create_connection(
-        ws_url, header=[f"Authorization: token {token}"], timeout=timeout
-    )
+def send_execute(socket, code: str, user: str = "test") -> str:
+    """Send an execute_request for ``code`` over a kernel's websocket; return its msg_id."""
     msg_id = uuid.uuid4().hex
     socket.send(
         json.dumps(
@@ -147,6 +132,27 @@ def run_in_kernel(
             }
         )
     )
+    return msg_id
+
+
+def run_in_kernel(
+    hub: Hub, user: str, token: str, code: str, timeout: float = 60, kernel_id: str | None = None
+) -> str:
+    """Execute ``code`` in a kernel of the user's session; return its stdout.
+
+    Without ``kernel_id`` a new kernel runs it and is deleted afterwards; with one, that
+    kernel runs it and stays.
+    """
+    keep = kernel_id is not None
+    if kernel_id is None:
+        response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        kernel_id = response.json()["id"]
+    ws_url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
+    socket = websocket.create_connection(
+        ws_url, header=[f"Authorization: token {token}"], timeout=timeout
+    )
+    msg_id = send_execute(socket, code, user)
     output = []
     deadline = time.monotonic() + timeout
     try:

@@ -5,17 +5,23 @@ limit of one minute; the culler checks every 10 s and sessions report every 10 s
 """
 
 import contextlib
-import json
 import re
 import subprocess
 import threading
 import time
-import uuid
 
 import requests
 import websocket
 
-from .hub import ADMIN_TOKEN_FILE, HUB_URL, demo_password, login, proxied, squeue_active
+from .hub import (
+    ADMIN_TOKEN_FILE,
+    HUB_URL,
+    demo_password,
+    login,
+    proxied,
+    send_execute,
+    squeue_active,
+)
 
 IDLE_LIMIT = 60
 CULLED_WITHIN = IDLE_LIMIT + 10 + 10 + 30  # limit, a report, a culler check, and slack
@@ -27,28 +33,6 @@ def _gpus_in_use() -> int:
     ).stdout
     match = re.search(r"GresUsed=gpu:(?:\w+:)?(\d+)", out)
     return int(match.group(1)) if match else 0
-
-
-def _execute(ws, code: str) -> str:
-    msg_id = uuid.uuid4().hex
-    ws.send(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "username": "test",
-                    "session": uuid.uuid4().hex,
-                    "version": "5.3",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {"code": code, "silent": False, "store_history": False},
-                "channel": "shell",
-            }
-        )
-    )
-    return msg_id
 
 
 def _kernel_socket(hub, user, token):
@@ -77,7 +61,7 @@ def test_idle_gpu_session_is_culled_busy_one_is_not(hub, session):
 
     # the idle session: a kernel that ran one cell (a Dask worker with it), and an open tab
     idle_ws = _kernel_socket(hub, idle_user, idle_token)
-    _execute(
+    send_execute(
         idle_ws,
         "from dask_jobqueue import SLURMCluster\nfrom distributed import Client\n"
         "cluster = SLURMCluster(); cluster.scale(1)\n"
@@ -89,7 +73,7 @@ def test_idle_gpu_session_is_culled_busy_one_is_not(hub, session):
         time.sleep(1)
     # the busy session: a cell that executes longer than the idle limit
     busy_ws = _kernel_socket(hub, busy_user, busy_token)
-    _execute(busy_ws, "import time\ntime.sleep(200)")
+    send_execute(busy_ws, "import time\ntime.sleep(200)")
 
     stop_tab = threading.Event()
     tab = threading.Thread(target=_open_tab, args=(hub, idle_user, idle_token, stop_tab))
