@@ -5,10 +5,12 @@ limit of one minute; the culler checks every 10 s and sessions report every 10 s
 """
 
 import contextlib
+import json
 import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import requests
 import websocket
@@ -131,6 +133,12 @@ def test_time_left_warning_and_extend_within_policy(hub, session):
     assert extended.json()["warning"] is None
     job = squeue_active(["-u", user, "-o", "%l"])
     assert job == "36:00", job
+    # Dask workers started from now on may run until the new end, less a minute
+    dask_file = Path(f"/home/{user}/.factorylab/servers/default/dask/factorylab-session.yaml")
+    directives = json.loads(dask_file.read_text())["jobqueue"]["slurm"]["job-extra-directives"]
+    deadline = next(d for d in directives if d.startswith("--deadline="))[len("--deadline=") :]
+    new_end = extended.json()["ends_at"]
+    assert time.mktime(time.strptime(deadline, "%Y-%m-%dT%H:%M:%S")) == new_end - 60
     # beyond policy (the cpu partition allows 8 hours in all): refused with the reason
     refused = proxied(
         hub, user, "factorylab/session/extend", token, method="POST", json={"by": "10:00:00"}
