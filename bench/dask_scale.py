@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 
-from bench.common import RESULTS, summarise
+from bench.common import BENCH_OPTIONS, RESULTS, summarise
 from tests.integration.hub import ADMIN_TOKEN_FILE, Hub, proxied, run_in_kernel
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -82,7 +82,7 @@ def main() -> int:
         sys.exit("make bench runs as root, after make up")
     hub = Hub(ADMIN_TOKEN_FILE.read_text().strip())
     hub.stop(USER)
-    hub.start(USER)
+    hub.start(USER, BENCH_OPTIONS)
     token = hub.user_token(USER)
     kernel = proxied(hub, USER, "api/kernels", token, method="POST", json={"name": "python3"})
     kernel_id = kernel.json()["id"]
