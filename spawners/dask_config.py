@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import shlex
 
-from .job_script import container_prefix
+from .containers import container_prefix
 from .session_request import SessionRequest
 from .site import Site
 from .units import format_walltime
@@ -35,7 +35,8 @@ from .units import format_walltime
 NODE_ADDRESS = "@NODE_ADDRESS@"
 SESSION_END = "@SESSION_END@"
 DASHBOARD_LINK = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
-#: The launcher ends workers this long before the session, so none sees its end.
+#: Workers end this long before the session, so none sees its end. The job gets it as
+#: FACTORYLAB_DASK_DEADLINE_MARGIN (the launcher and the session extension read it).
 DEADLINE_MARGIN = 60
 
 

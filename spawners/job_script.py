@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jinja2
 
+from .containers import container_prefix
+from .dask_config import DEADLINE_MARGIN
 from .session_request import SessionRequest
 from .site import SLURM_NAME, is_valid_username
 
@@ -81,21 +83,6 @@ class JobSpec:
                 raise ValueError(f"environment variable {key} contains control characters")
 
 
-def container_prefix(apptainer: str | None, binds: Sequence[str], gpus: int) -> list[str]:
-    """``apptainer exec [--nv] --bind … IMAGE`` when there is an image, else ``[]``.
-
-    ``--nv`` is added whenever the job has GPUs: without it CUDA is absent inside.
-    """
-    if not apptainer:
-        return []
-    words = ["apptainer", "exec"]
-    if gpus:
-        words.append("--nv")
-    for bind in binds:
-        words += ["--bind", bind]
-    return [*words, apptainer]
-
-
 def render_job_script(spec: JobSpec) -> str:
     """Return the batch script for ``spec``.
 
@@ -114,6 +101,7 @@ def render_job_script(spec: JobSpec) -> str:
         environment["DASK_CONFIG"] = f"{spec.session_dir}/dask"
         environment["FACTORYLAB_DASK_CONFIG"] = json.dumps(spec.dask_config, sort_keys=True)
         environment["FACTORYLAB_WALLTIME_SECONDS"] = str(spec.request.walltime_seconds)
+        environment["FACTORYLAB_DASK_DEADLINE_MARGIN"] = str(DEADLINE_MARGIN)
     if spec.notebooks is not None:
         source, directory = spec.notebooks
         environment["FACTORYLAB_NOTEBOOKS_SOURCE"] = source

@@ -19,8 +19,6 @@ import urllib.parse
 import urllib.request
 
 LISTEN_TIMEOUT = 300
-# Dask workers end this long before the session (keep in step with dask_config.py).
-DEADLINE_MARGIN = 60
 
 
 def node_address():
@@ -41,7 +39,8 @@ def write_dask_config(started):
     if not text or not directory:
         return
     walltime = int(os.environ.get("FACTORYLAB_WALLTIME_SECONDS", "0"))
-    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started + walltime - DEADLINE_MARGIN))
+    margin = int(os.environ.get("FACTORYLAB_DASK_DEADLINE_MARGIN", "0"))
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started + walltime - margin))
     text = text.replace("@SESSION_END@", end).replace("@NODE_ADDRESS@", node_address())
     json.loads(text)  # still valid JSON (and so valid YAML) after the substitution
     os.makedirs(directory, mode=0o700, exist_ok=True)

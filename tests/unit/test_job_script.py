@@ -117,6 +117,7 @@ def test_dask_config_travels_to_the_launcher(site):
     script = render_job_script(_spec(site, dask_config=config))
     assert "export DASK_CONFIG=/home/demo01/.factorylab/servers/default/dask" in script
     assert "export FACTORYLAB_WALLTIME_SECONDS=7200" in script
+    assert "export FACTORYLAB_DASK_DEADLINE_MARGIN=60" in script
     exported = subprocess.run(
         ["bash", "-c", script.split("\necho ")[0] + '\nprintf %s "$FACTORYLAB_DASK_CONFIG"'],
         capture_output=True,

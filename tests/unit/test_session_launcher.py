@@ -125,6 +125,7 @@ def test_writes_the_sessions_dask_config(fake_server, tmp_path):
         DASK_CONFIG=str(dask_dir),
         FACTORYLAB_DASK_CONFIG=json.dumps(config),
         FACTORYLAB_WALLTIME_SECONDS="3600",
+        FACTORYLAB_DASK_DEADLINE_MARGIN="60",
     )
     started = time.time()
     proc.stdin.write(LAUNCHER.read_text())
