@@ -89,9 +89,7 @@ def configure_hub(c, site_path: str) -> Site:
     if site.idle.enabled:
         # Idle sessions give their resources back: jupyterhub-idle-culler, deciding per
         # server by the kernel activity the session reports (spawners/idle_policy.py).
-        c.JupyterHub.services.append(
-            culler_service(site, sys.executable, os.path.abspath(site_path))
-        )
+        c.JupyterHub.services.append(culler_service(site, sys.executable))
         c.JupyterHub.load_roles.append(
             {
                 "name": CULLER_SERVICE,

@@ -22,7 +22,7 @@ import re
 import time
 
 from .session_request import SessionRequest
-from .site import Site, load_site
+from .site import Site
 
 CULLER_SERVICE = "factorylab-idle-culler"
 CULLER_SCOPES = [
@@ -127,14 +127,12 @@ def make_arbiter(api_url: str, token: str):
 
 def configure_culler(c) -> None:
     """Configure jupyterhub-idle-culler (its ``--config`` file calls this)."""
-    site = load_site(os.environ.get("FACTORYLAB_SITE", "/etc/factorylab/site.yaml"))
     c.IdleCuller.cull_arbiter_hook = make_arbiter(
         os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
     )
-    c.IdleCuller.cull_every = site.idle.check_every
 
 
-def culler_service(site: Site, python: str, site_path: str) -> dict:
+def culler_service(site: Site, python: str) -> dict:
     """The hub-managed service entry that runs the culler."""
     config = os.path.join(os.path.dirname(__file__), "culler_config.py")
     # the arbiter decides per server; --timeout is the floor it is asked about at all
@@ -148,5 +146,4 @@ def culler_service(site: Site, python: str, site_path: str) -> dict:
             f"--cull-every={site.idle.check_every}",
             f"--config={config}",
         ],
-        "environment": {"FACTORYLAB_SITE": site_path},
     }

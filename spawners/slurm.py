@@ -115,6 +115,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         None, allow_none=True, help="Seconds without kernel activity before culling (state)."
     )
     _workers_cancelled_for = ""
+    _max_walltime: tuple[str, int] | None = None  # (job id, seconds): one group lookup a job
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
 
     @default("apply_user_options")
@@ -413,9 +414,15 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         self.kernel_activity = max(self.kernel_activity, stamp)
 
     def max_walltime(self, partition: str) -> int:
-        """The longest this user's session may run in ``partition`` (group limits too)."""
-        limits = partition_limits(self.site, unix_groups(self.user.name)).get(partition)
-        return limits.max_walltime_seconds if limits else 0
+        """The longest this user's session may run in ``partition`` (group limits too).
+
+        Looked up once per job: the status bar of every session asks twice a minute, and
+        group lookups can be slow on a directory-backed site.
+        """
+        if self._max_walltime is None or self._max_walltime[0] != self.job_id:
+            limits = partition_limits(self.site, unix_groups(self.user.name)).get(partition)
+            self._max_walltime = (self.job_id, limits.max_walltime_seconds if limits else 0)
+        return self._max_walltime[1]
 
     def session_facts(self) -> dict:
         """Time left, the latest end an extension can reach, and the idle policy."""

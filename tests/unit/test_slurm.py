@@ -152,3 +152,14 @@ def test_kernel_activity_never_moves_backwards(running):
     spawner.record_kernel_activity(1000.0)
     spawner.record_kernel_activity(900.0)
     assert spawner.kernel_activity == 1000.0 and spawner.get_state()["kernel_activity"] == 1000.0
+
+
+def test_group_limits_are_looked_up_once_per_job(running, monkeypatch):
+    spawner, _, _ = running
+    lookups = []
+    monkeypatch.setattr(
+        "spawners.slurm.unix_groups", lambda user: lookups.append(user) or frozenset()
+    )
+    for _ in range(3):
+        spawner.session_facts()  # the status bar asks twice a minute
+    assert lookups == ["demo01"]
