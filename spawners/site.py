@@ -245,7 +245,14 @@ class Profile(_Strict):
         return {key: str(value) for key, value in values.items() if value is not None}
 
 
-class AccountSettings(_Strict):
+class _ByUserOrGroup(_Strict):
+    """Names granted per user and per Unix group (accounts, reservations)."""
+
+    by_user: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+    by_group: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
+
+
+class AccountSettings(_ByUserOrGroup):
     """Which Slurm accounts a user may charge a session to."""
 
     source: Literal["auto", "slurm", "file"] = Field(
@@ -253,12 +260,10 @@ class AccountSettings(_Strict):
         description="slurm: the user's associations from sacctmgr; file: the lists below; "
         "auto: sacctmgr when accounting (slurmdbd) answers, else the lists below.",
     )
-    by_user: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
-    by_group: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
     cache_seconds: int = Field(300, ge=0, description="How long one user's list is reused.")
 
 
-class ReservationSettings(_Strict):
+class ReservationSettings(_ByUserOrGroup):
     """Which Slurm reservations a user may start a session in."""
 
     source: Literal["slurm", "file", "none"] = Field(
@@ -266,8 +271,6 @@ class ReservationSettings(_Strict):
         description="slurm: active reservations from `scontrol show reservation` that name the "
         "user or one of their accounts; file: the lists below; none: no reservation field.",
     )
-    by_user: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
-    by_group: dict[SlurmName, list[SlurmName]] = Field(default_factory=dict)
 
 
 class GroupLimit(_Strict):

@@ -174,6 +174,26 @@ def run_in_kernel(
     raise AssertionError("the kernel did not finish in time")
 
 
+_EXECUTE_NOTEBOOK = """
+import json, os, subprocess, sys
+path = os.path.expanduser({path!r})
+result = subprocess.run(
+    [sys.executable, "-m", "jupyter", "execute", "--inplace", "--timeout=600", path],
+    capture_output=True, text=True, cwd=os.path.dirname(path),
+)
+print(json.dumps({{"returncode": result.returncode, "stderr": result.stderr[-4000:]}}))
+"""
+
+
+def execute_notebook(hub: Hub, user: str, token: str, path: str, timeout: float = 420) -> dict:
+    """Run ``~/path`` with nbclient inside the user's session, in place.
+
+    Returns ``{"returncode", "stderr"}``; the executed notebook replaces the file.
+    """
+    code = _EXECUTE_NOTEBOOK.format(path=f"~/{path}")
+    return json.loads(run_in_kernel(hub, user, token, code, timeout=timeout))
+
+
 def sbatch_as(user: str, *options: str, script: str | None = None) -> str:
     """Submit a job directly (not through the hub) as ``user``; return its id.
 

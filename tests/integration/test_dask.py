@@ -6,12 +6,11 @@ link answers through the hub's proxy; the Lab sidebar's factory makes the same
 cluster; and stopping the server leaves no worker job behind.
 """
 
-import json
 import re
 import subprocess
 import time
 
-from .hub import proxied, run_in_kernel, squeue_active
+from .hub import execute_notebook, proxied, run_in_kernel, squeue_active
 
 NOTEBOOK = {
     "nbformat": 4,
@@ -54,16 +53,6 @@ NOTEBOOK = {
     ],
 }
 
-EXECUTE = """
-import json, subprocess, sys, os
-path = os.path.expanduser("~/factorylab-dask-test.ipynb")
-result = subprocess.run(
-    [sys.executable, "-m", "jupyter", "execute", "--inplace", "--timeout=300", path],
-    capture_output=True, text=True,
-)
-print(json.dumps({"returncode": result.returncode, "stderr": result.stderr[-3000:]}))
-"""
-
 
 def _outputs(notebook: dict) -> str:
     return "".join(
@@ -98,7 +87,7 @@ def test_slurmcluster_with_no_arguments_through_the_hub(hub, session):
         json={"type": "notebook", "format": "json", "content": NOTEBOOK},
     )
     assert put.status_code in (200, 201), put.text
-    report = json.loads(run_in_kernel(hub, user, token, EXECUTE, timeout=420))
+    report = execute_notebook(hub, user, token, "factorylab-dask-test.ipynb")
     assert report["returncode"] == 0, report["stderr"]
     executed = proxied(hub, user, "api/contents/factorylab-dask-test.ipynb", token).json()
     text = _outputs(executed["content"])

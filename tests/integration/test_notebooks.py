@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .hub import proxied, run_in_kernel
+from .hub import execute_notebook, proxied, run_in_kernel
 
 GUARD = '''
 """FactoryLab test guard: no socket may leave this node."""
@@ -65,17 +65,6 @@ import os, runpy, dask
 _guard_file = os.path.expanduser("~/factorylab-netguard.py")
 runpy.run_path(_guard_file)  # this kernel
 dask.config.set({"jobqueue.slurm.worker-extra-args": ["--preload", _guard_file]})  # workers
-"""
-
-EXECUTE = """
-import json, os, subprocess, sys, time
-started = time.monotonic()
-result = subprocess.run(
-    [sys.executable, "-m", "jupyter", "execute", "--inplace", "--timeout=600", {path!r}],
-    capture_output=True, text=True, cwd=os.path.dirname({path!r}),
-)
-print(json.dumps({{"returncode": result.returncode, "seconds": time.monotonic() - started,
-                  "stderr": result.stderr[-4000:]}}))
 """
 
 
@@ -165,10 +154,8 @@ def test_starter_notebook_runs_in_its_image(hub, session, path, image, user, che
         assert put.status_code in (200, 201), put.text
     proxied(hub, user, "api/contents/factorylab-netguard.log", token, method="DELETE")
 
-    home_path = f"/home/{user}/factorylab-notebooks/{run_path}"
     started = time.monotonic()
-    code = EXECUTE.format(path=home_path)
-    report = json.loads(run_in_kernel(hub, user, token, code, timeout=400))
+    report = execute_notebook(hub, user, token, f"factorylab-notebooks/{run_path}")
     elapsed = time.monotonic() - started
     guard_log = proxied(hub, user, "api/contents/factorylab-netguard.log", token)
     assert guard_log.status_code == 404, guard_log.json().get("content")
