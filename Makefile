@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help up down images test unit integration lint bench venv browser
+.PHONY: help up down images test unit integration lint bench venv browser idp
 
 help:
 	@echo "make up      bring up Slurm + JupyterHub on this machine (root)"
@@ -49,18 +49,27 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv up browser
+integration: venv up browser idp
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # Browser tests drive Debian's Chromium through Playwright; no browser is ever downloaded.
 browser:
 	@test -x /usr/lib/chromium/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
-test: venv up browser
+# The login tests' identity provider: npm oidc-provider, from the lock file (needs the
+# Node.js that `make up` installs for the proxy).
+IDP := tests/oidc
+$(IDP)/node_modules/.installed: $(IDP)/package.json $(IDP)/package-lock.json
+	cd $(IDP) && npm ci --no-audit --no-fund
+	touch $@
+
+idp: $(IDP)/node_modules/.installed
+
+test: venv up browser idp
 	$(MAKE) lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench: venv up
+bench: venv up browser
 	$(PY) -m bench.cold_spawn
 	$(PY) -m bench.burst
 	$(PY) -m bench.dask_scale

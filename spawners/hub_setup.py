@@ -6,6 +6,8 @@ FactoryLab knobs are set here, so a reader finds them in one place.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +18,9 @@ from tornado import web
 
 from . import port_api, session_api, spawn_form
 from .idle_policy import CULLER_SCOPES, CULLER_SERVICE, culler_service
+from .oidc_login import DiscoveryError, FactoryLabOAuthenticator, discover_endpoints
 from .site import Site, SiteFileError, load_site
+from .site_auth import OIDCSettings, SecretFileError, read_client_secret
 
 ADMIN_SERVICE = "factorylab-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "tokens"]
@@ -45,13 +49,12 @@ def configure_hub(c, site_path: str) -> Site:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.cleanup_proxy = False
 
-    # The proxy runs as its own service so that restarting the hub never cuts users off.
+    # The proxy runs as its own service so that restarting the hub never cuts users off
+    # (except with internal SSL: see configure_tls).
     c.ConfigurableHTTPProxy.should_start = False
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.hub.proxy_api_port}"
 
-    c.JupyterHub.authenticator_class = "pam"
-    c.PAMAuthenticator.open_sessions = False
-    c.Authenticator.allowed_groups = {site.users.group}
+    configure_login(c, site)
+    configure_tls(c, site)
 
     # Profiles (site file) through wrapspawner; each profile's child is our SlurmSpawner.
     c.JupyterHub.spawner_class = "factorylab-profiles"
@@ -101,3 +104,81 @@ def configure_hub(c, site_path: str) -> Site:
     if public.scheme == "https":
         c.JupyterHub.cookie_options = {"secure": True}
     return site
+
+
+def configure_login(c, site: Site) -> None:
+    """PAM against Unix passwords, or the site's OIDC provider (site file ``auth:``)."""
+    if site.auth.method == "pam":
+        c.JupyterHub.authenticator_class = "pam"
+        c.PAMAuthenticator.open_sessions = False
+        c.Authenticator.allowed_groups = {site.users.group}
+        return
+    oidc = site.auth.oidc
+    try:
+        secret = read_client_secret(oidc.client_secret_file)
+        endpoints = oidc_endpoints(oidc, Path(site.hub.state_dir) / "oidc-endpoints.json")
+    except (SecretFileError, DiscoveryError) as exc:
+        print(f"FactoryLab: the hub cannot start.\n  - {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    c.JupyterHub.authenticator_class = FactoryLabOAuthenticator
+    auth = c.FactoryLabOAuthenticator
+    auth.client_id = oidc.client_id
+    auth.client_secret = secret
+    auth.oauth_callback_url = site.hub.public_url.rstrip("/") + "/hub/oauth_callback"
+    auth.authorize_url = endpoints["authorize_url"]
+    auth.token_url = endpoints["token_url"]
+    auth.userdata_url = endpoints["userdata_url"]
+    auth.scope = list(oidc.scopes)
+    auth.username_claim = oidc.username_claim
+    auth.username_map = dict(oidc.username_map)
+    auth.unix_group = site.users.group
+    auth.login_service = oidc.login_service
+    auth.validate_server_cert = oidc.validate_server_cert
+    # IdP groups decide who may log in and who is admin; the Unix account decides the rest.
+    auth.manage_groups = True
+    auth.auth_state_groups_key = f"oauth_user.{oidc.groups_claim}"
+    auth.allowed_groups = set(oidc.allowed_groups)
+    auth.admin_groups = set(oidc.admin_groups)
+    auth.allow_all = not oidc.allowed_groups
+
+
+def oidc_endpoints(oidc: OIDCSettings, cache: Path) -> dict[str, str]:
+    """The provider's endpoints, discovered; the last good discovery if it is down.
+
+    A hub restart during an identity-provider outage still works: logins wait for the
+    provider, but running sessions are never cut off by it.
+    """
+    try:
+        endpoints = discover_endpoints(oidc)
+    except DiscoveryError as exc:
+        try:
+            saved = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            raise exc from None
+        if saved.get("issuer") != oidc.issuer:
+            raise exc from None
+        print(f"FactoryLab: {exc}; using the endpoints found at the last start", file=sys.stderr)
+        return saved["endpoints"]
+    with contextlib.suppress(OSError):
+        cache.write_text(json.dumps({"issuer": oidc.issuer, "endpoints": endpoints}))
+    return endpoints
+
+
+def configure_tls(c, site: Site) -> None:
+    """Public TLS at the proxy, and internal TLS between hub, proxy and sessions."""
+    hub = site.hub
+    if hub.tls_cert_file:
+        # Used when the hub starts the proxy; Ansible passes them to a proxy it runs.
+        c.JupyterHub.ssl_cert = hub.tls_cert_file
+        c.JupyterHub.ssl_key = hub.tls_key_file
+    if hub.internal_ssl:
+        c.JupyterHub.internal_ssl = True
+        c.JupyterHub.internal_certs_location = f"{hub.state_dir}/internal-ssl"
+        c.JupyterHub.trusted_alt_names = list(hub.internal_ssl_alt_names)
+        c.Spawner.ssl_alt_names = list(hub.internal_ssl_alt_names)
+    scheme = "https" if hub.internal_ssl else "http"
+    c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"
+    if hub.proxy_started_by_hub:
+        c.ConfigurableHTTPProxy.should_start = True
+        c.ConfigurableHTTPProxy.command = list(hub.proxy_command)
+        c.ConfigurableHTTPProxy.pid_file = f"{hub.state_dir}/proxy.pid"

@@ -145,5 +145,10 @@ def culler_service(site: Site, python: str) -> dict:
             "--timeout=1",
             f"--cull-every={site.idle.check_every}",
             f"--config={config}",
+            *(
+                ["--ssl-enabled", f"--internal-certs-location={site.hub.state_dir}/internal-ssl"]
+                if site.hub.internal_ssl
+                else []
+            ),
         ],
     }

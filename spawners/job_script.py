@@ -30,6 +30,11 @@ _environment = jinja2.Environment(
 _environment.filters["shquote"] = lambda value: shlex.quote(str(value))
 
 
+def session_dir(home: str, server_name: str) -> str:
+    """The per-server directory in a user's home: ``~/.factorylab/servers/<server>``."""
+    return f"{home.rstrip('/')}/.factorylab/servers/{server_name or 'default'}"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Everything the batch script needs. Built by the spawner from trusted values."""
@@ -48,11 +53,12 @@ class JobSpec:
     binds: Sequence[str] = ()
     dask_config: Mapping | None = None
     notebooks: tuple[str, str] | None = None
+    tls_files: Mapping[str, str] | None = None
 
     @property
     def session_dir(self) -> str:
-        """Per-server directory in the user's home (Dask configuration)."""
-        return f"{self.home.rstrip('/')}/.factorylab/servers/{self.server_name or 'default'}"
+        """Per-server directory in the user's home (Dask configuration, certificates)."""
+        return session_dir(self.home, self.server_name)
 
     def check(self) -> None:
         """Refuse anything that could break out of an ``#SBATCH`` line or a quote."""
@@ -70,6 +76,9 @@ class JobSpec:
         for label, path in paths:
             if not _SAFE_PATH.match(path):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
+        for path in self.tls_files or ():
+            if not _SAFE_PATH.match(path) or not path.startswith(self.session_dir + "/"):
+                raise ValueError(f"certificate path {path!r} must be in {self.session_dir}")
         for label, path in (
             ("Apptainer image", self.apptainer),
             *(("bind", b) for b in self.binds),
@@ -106,6 +115,9 @@ def render_job_script(spec: JobSpec) -> str:
         source, directory = spec.notebooks
         environment["FACTORYLAB_NOTEBOOKS_SOURCE"] = source
         environment["FACTORYLAB_NOTEBOOKS_TARGET"] = f"{spec.home.rstrip('/')}/{directory}"
+    if spec.tls_files:
+        # Internal SSL: the session's key pair and CA, written 0600 by the launcher.
+        environment["FACTORYLAB_TLS_FILES"] = json.dumps(dict(spec.tls_files), sort_keys=True)
     return _environment.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,

@@ -109,6 +109,12 @@ class ProfilesSpawner(SessionOptionsMixin, wrapspawner.ProfilesSpawner):
         """The child that runs the session, if there is one."""
         return self.child_spawner
 
+    async def move_certs(self, paths: dict) -> dict:
+        """Internal SSL: the child (built by apply_user_options) sends them with its job."""
+        if self.child_spawner is None:
+            return await super().move_certs(paths)
+        return await self.child_spawner.move_certs(paths)
+
     def accept_port(self, port: int) -> bool:
         """Forward the job's port report to the child that waits for it."""
         child = self.child_spawner

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from .site_auth import UNIX_USERNAME, AuthSettings
 from .units import format_memory, format_walltime, parse_memory_mib, parse_walltime_seconds
 
 # Names that end up in #SBATCH lines or paths: conservative on purpose.
@@ -54,6 +55,51 @@ class HubSettings(_Strict):
     named_servers: int = Field(
         2, ge=0, le=50, description="Named servers each user may run besides the default; 0: none."
     )
+    tls_cert_file: str | None = Field(
+        None, description="Certificate the proxy serves on an https public_url (PEM)."
+    )
+    tls_key_file: str | None = Field(None, description="Its private key (PEM).")
+    internal_ssl: bool = Field(
+        False,
+        description="Mutual TLS between hub, proxy, services and sessions (JupyterHub's "
+        "internal_ssl). The hub then starts the proxy itself, with the internal certificates.",
+    )
+    internal_ssl_alt_names: list[str] = Field(
+        default_factory=list,
+        description="Names in each session's certificate besides localhost and 127.0.0.1, "
+        "e.g. DNS:*.compute.example.org: how the hub and proxy reach compute nodes.",
+    )
+    proxy_command: list[str] = Field(
+        default_factory=lambda: [
+            "/usr/bin/node",
+            "/opt/factorylab/proxy/node_modules/configurable-http-proxy/bin/"
+            "configurable-http-proxy",
+        ],
+        description="How the hub starts configurable-http-proxy when it starts it itself.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HubSettings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError(
+                "hub.tls_cert_file and hub.tls_key_file: set both (a certificate and its key) "
+                "or neither"
+            )
+        if self.tls_cert_file and not self.public_url.startswith("https://"):
+            raise ValueError(
+                "hub.public_url: a TLS certificate is set, so the URL must start with https://"
+            )
+        for name in self.internal_ssl_alt_names:
+            if not re.fullmatch(r"(DNS|IP):[A-Za-z0-9*.:-]+", name):
+                raise ValueError(
+                    f"hub.internal_ssl_alt_names: {name!r} is not DNS:<name> or IP:<address>"
+                )
+        return self
+
+    @property
+    def proxy_started_by_hub(self) -> bool:
+        """With internal SSL the proxy needs the hub's certificates, so the hub runs it."""
+        return self.internal_ssl
 
 
 class UserSettings(_Strict):
@@ -383,6 +429,7 @@ class Site(_Strict):
     """The whole site file."""
 
     hub: HubSettings = HubSettings()
+    auth: AuthSettings = AuthSettings()
     users: UserSettings = UserSettings()
     demo: DemoSettings = DemoSettings()
     slurm: SlurmSettings = SlurmSettings()
@@ -536,4 +583,4 @@ def cached_site(path: Path | str) -> Site:
 
 def is_valid_username(name: str) -> bool:
     """Whether ``name`` is a plain POSIX user name (safe as a sudo ``-u`` argument)."""
-    return bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name))
+    return bool(re.fullmatch(UNIX_USERNAME, name))

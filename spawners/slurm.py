@@ -15,6 +15,7 @@ import pwd
 import secrets
 import time
 from collections import deque
+from pathlib import Path
 
 import batchspawner
 from traitlets import Any, Dict, Float, Integer, List, Unicode, default
@@ -24,7 +25,7 @@ from .entitlements import partition_limits, unix_groups
 from .idle_policy import idle_limit, server_args
 from .job_endings import explain_ending
 from .job_monitor import JobMonitor
-from .job_script import JobSpec, render_job_script
+from .job_script import JobSpec, render_job_script, session_dir
 from .pending_reasons import pending_message
 from .session_options import SessionOptionsMixin
 from .session_request import InvalidRequest, SessionRequest, parse_request
@@ -115,6 +116,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         None, allow_none=True, help="Seconds without kernel activity before culling (state)."
     )
     _workers_cancelled_for = ""
+    _tls_files: dict[str, str] | None = None  # internal SSL: path in the job -> PEM
     _max_walltime: tuple[str, int] | None = None  # (job id, seconds): one group lookup a job
     submitted_at = Integer(0, help="Epoch seconds of the submission (state).")
 
@@ -223,7 +225,22 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 if self.site.notebooks.enabled
                 else None
             ),
+            tls_files=self._tls_files or None,
         )
+
+    async def move_certs(self, paths: dict) -> dict:
+        """Internal SSL: send the session's certificates with its job, into its own home.
+
+        The hub's copies are readable by the hub only, and the hub cannot write into a
+        user's home; the launcher writes them there (0600) before the server starts.
+        """
+        directory = session_dir(pwd.getpwnam(self.user.name).pw_dir, self.name) + "/certs"
+        moved, self._tls_files = {}, {}
+        names = {"keyfile": "session.key", "certfile": "session.crt", "cafile": "ca.crt"}
+        for key, name in names.items():
+            moved[key] = f"{directory}/{name}"
+            self._tls_files[moved[key]] = Path(paths[key]).read_text()
+        return moved
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:

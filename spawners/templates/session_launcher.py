@@ -77,6 +77,17 @@ def report_port(port):
     urllib.request.urlopen(request, timeout=60, context=context).read()
 
 
+def write_tls_files():
+    """Internal SSL: write the session's key pair and the CA the hub sent (0600, 0700 dir)."""
+    files = json.loads(os.environ.pop("FACTORYLAB_TLS_FILES", "") or "{}")
+    for path, text in files.items():
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.chmod(os.path.dirname(path), 0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+
+
 def deliver_notebooks():
     """Copy the site's starter notebooks into the user's folder, never over their files.
 
@@ -117,6 +128,7 @@ def deliver_notebooks():
 def main():
     started = time.time()
     server, args = sys.argv[1], sys.argv[2:]
+    write_tls_files()  # before anything talks to the hub: it needs the client certificate
     try:
         write_dask_config(started)
     except (OSError, ValueError) as exc:

@@ -39,3 +39,13 @@ def session(hub):
     yield start
     for user in started:
         hub.stop(user)
+
+
+@pytest.fixture(scope="session")
+def tls_hub(hub):
+    """The production-shaped second hub: OIDC login, https, internal SSL (tls_hub.py)."""
+    from . import tls_hub as module
+
+    running = module.start()
+    yield running
+    module.stop(running)

@@ -21,12 +21,15 @@ ADMIN_TOKEN_FILE = Path("/var/lib/factorylab/admin-api.token")
 class Hub:
     """A client of the hub's REST API holding the admin service token."""
 
-    def __init__(self, token: str, url: str = HUB_URL):
+    def __init__(self, token: str, url: str = HUB_URL, verify: str | bool = True):
         self.url = url
+        self.verify = verify  # a CA file for a hub with a self-signed certificate
         self.http = requests.Session()
+        self.http.verify = verify
         self.http.headers["Authorization"] = f"token {token}"
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("verify", self.verify)  # explicit: REQUESTS_CA_BUNDLE would win
         return self.http.request(method, f"{self.url}/hub/api{path}", timeout=60, **kwargs)
 
     def wait_until_up(self, timeout: float = 60) -> None:
@@ -34,7 +37,8 @@ class Hub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/hub/api/", timeout=5).status_code == 200:
+                response = requests.get(f"{self.url}/hub/api/", timeout=5, verify=self.verify)
+                if response.status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -109,6 +113,7 @@ def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **k
     """A request to the user's server through the public proxy."""
     url = f"{hub.url}/user/{user}/{path.lstrip('/')}"
     headers = {"Authorization": f"token {token}"}
+    kwargs.setdefault("verify", hub.verify)
     return requests.request(method, url, headers=headers, timeout=30, **kwargs)
 
 
@@ -150,7 +155,10 @@ def run_in_kernel(
         kernel_id = response.json()["id"]
     ws_url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
     socket = websocket.create_connection(
-        ws_url, header=[f"Authorization: token {token}"], timeout=timeout
+        ws_url,
+        header=[f"Authorization: token {token}"],
+        timeout=timeout,
+        sslopt={"ca_certs": hub.verify} if isinstance(hub.verify, str) else None,
     )
     msg_id = send_execute(socket, code, user)
     output = []

@@ -174,3 +174,19 @@ def test_starter_notebooks_never_overwrite_the_users_files(tmp_path):
     assert (target / "00-getting-started.ipynb").read_text() == "my edits"
     assert not (target / "climate" / "l96.ipynb").exists()
     assert (target / "new.ipynb").read_text() == "new"
+
+
+def test_writes_the_internal_ssl_files_private(tmp_path):
+    certs = tmp_path / "servers" / "default" / "certs"
+    files = {str(certs / "session.key"): "KEY\n", str(certs / "ca.crt"): "CA\n"}
+    env = {"FACTORYLAB_TLS_FILES": json.dumps(files), "PATH": "/usr/bin:/bin"}
+    code = LAUNCHER.read_text().replace('if __name__ == "__main__":\n    main()', "")
+    code += "\nwrite_tls_files()\nimport os\nprint('FACTORYLAB_TLS_FILES' in os.environ)\n"
+    done = subprocess.run(
+        [sys.executable, "-I", "-"], input=code, text=True, env=env, check=True, capture_output=True
+    )
+    assert done.stdout.strip() == "False"  # popped: the server and kernels never see the PEMs
+    assert (certs / "session.key").read_text() == "KEY\n"
+    assert oct(certs.stat().st_mode & 0o777) == "0o700"
+    for name in ("session.key", "ca.crt"):
+        assert oct((certs / name).stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,89 @@
+"""The site file's auth section and the client secret file."""
+
+import pytest
+
+from spawners.site import SiteFileError, parse_site
+from spawners.site_auth import SecretFileError, read_client_secret
+
+
+def _with(site_data: dict, **sections) -> dict:
+    return {**site_data, **sections}
+
+
+@pytest.fixture
+def base(site) -> dict:
+    return site.model_dump(mode="json", exclude={"auth"})
+
+
+OIDC = {
+    "issuer": "https://idp.example.org/realms/ai-factory",
+    "client_id": "factorylab",
+    "client_secret_file": "/etc/factorylab/oidc-client-secret",
+}
+
+
+def test_pam_is_the_default(site):
+    assert site.auth.method == "pam" and site.auth.oidc is None
+
+
+def test_a_keycloak_style_oidc_section_is_valid(base):
+    site = parse_site(_with(base, auth={"method": "oidc", "oidc": OIDC}))
+    oidc = site.auth.oidc
+    assert oidc.scopes == ["openid", "profile", "email"]
+    assert oidc.username_claim == "preferred_username" and oidc.groups_claim == "groups"
+    assert not oidc.endpoints_known  # discovered at hub start
+
+
+@pytest.mark.parametrize(
+    ("oidc", "message"),
+    [
+        ({**OIDC, "issuer": "http://idp.example.org"}, "an identity provider must use https"),
+        ({**OIDC, "issuer": "idp.example.org"}, "is not an http(s) URL"),
+        ({**OIDC, "client_secret_file": "secret.txt"}, "must be an absolute path"),
+        ({**OIDC, "username_map": {"ada@uni": "Ada Lovelace"}}, "is not a Unix username"),
+        ({**OIDC, "token_url": "http://idp.example.org/token"}, "token_url"),
+        ({**OIDC, "client_secret": "inline"}, "auth.oidc.client_secret: Extra inputs"),
+    ],
+)
+def test_bad_oidc_settings_name_the_key_and_the_fix(base, oidc, message):
+    with pytest.raises(SiteFileError) as error:
+        parse_site(_with(base, auth={"method": "oidc", "oidc": oidc}), "site.yaml")
+    assert message in str(error.value) and "site.yaml" in str(error.value)
+
+
+def test_oidc_method_needs_its_section(base):
+    with pytest.raises(SiteFileError, match="there is no oidc section"):
+        parse_site(_with(base, auth={"method": "oidc"}))
+
+
+def test_http_issuer_is_accepted_on_loopback_only(base):
+    oidc = {**OIDC, "issuer": "http://127.0.0.1:9400/"}
+    site = parse_site(_with(base, auth={"method": "oidc", "oidc": oidc}))
+    assert site.auth.oidc.issuer == "http://127.0.0.1:9400"
+
+
+def test_tls_and_internal_ssl_settings(base):
+    hub = {**base["hub"], "public_url": "https://hub.example.org", "internal_ssl": True}
+    site = parse_site(_with(base, hub={**hub, "tls_cert_file": "/c", "tls_key_file": "/k"}))
+    assert site.hub.proxy_started_by_hub
+    with pytest.raises(SiteFileError, match="set both"):
+        parse_site(_with(base, hub={**hub, "tls_cert_file": "/c"}))
+    with pytest.raises(SiteFileError, match="must start with https"):
+        parse_site(_with(base, hub={**base["hub"], "tls_cert_file": "/c", "tls_key_file": "/k"}))
+    with pytest.raises(SiteFileError, match="is not DNS:<name> or IP:<address>"):
+        parse_site(_with(base, hub={**hub, "internal_ssl_alt_names": ["node01; rm"]}))
+
+
+def test_client_secret_file_is_read_and_checked(tmp_path):
+    secret = tmp_path / "secret"
+    with pytest.raises(SecretFileError, match="does not exist"):
+        read_client_secret(str(secret))
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    with pytest.raises(SecretFileError, match="readable by every user on the host; chmod 0640"):
+        read_client_secret(str(secret))
+    secret.chmod(0o640)
+    assert read_client_secret(str(secret)) == "s3cret"
+    secret.write_text("\n")
+    with pytest.raises(SecretFileError, match="is empty"):
+        read_client_secret(str(secret))
