@@ -5,25 +5,12 @@ each step go to tests/artifacts/.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from .browser import ARTIFACTS, chromium
 from .hub import HUB_URL, demo_password
-
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def _seconds(text: str) -> int:
@@ -35,14 +22,9 @@ def _seconds(text: str) -> int:
 
 @pytest.fixture
 def browser_page():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+    with sync_playwright() as playwright, chromium(playwright) as page:
         yield page
-        browser.close()
 
 
 def test_status_bar_warning_and_extend(hub, session, browser_page):

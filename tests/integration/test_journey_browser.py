@@ -1,0 +1,75 @@
+"""The whole journey in a real browser, on the production-shaped hub (tls_hub.py):
+
+log in through the OIDC provider, pick the GPU profile, watch the progress page move,
+land in JupyterLab, open the getting-started notebook, run a cell and read its output.
+Screenshots of each step go to tests/artifacts/journey/; a failing step keeps its
+screenshot and the hub's log there.
+"""
+
+import re
+
+from playwright.sync_api import expect, sync_playwright
+
+from .browser import Journey, chromium
+from .tls_hub import IDP_PASSWORD, ISSUER
+
+USER, LOGIN = "demo18", "ada"  # ada.lovelace@uni.example at the IdP, demo18 on the cluster
+NOTEBOOK = "factorylab-notebooks/00-getting-started.ipynb"
+
+
+def test_login_to_first_cell_output(tls_hub):
+    tls_hub.admin.stop(USER)
+    with sync_playwright() as playwright, chromium(playwright, ignore_https_errors=True) as page:
+        journey = Journey(page, "journey", tls_hub.log)
+        try:
+            _journey(page, journey, tls_hub.url)
+        finally:
+            tls_hub.admin.stop(USER)
+
+
+def _journey(page, journey: Journey, url: str) -> None:
+    with journey.step("identity provider login"):
+        page.goto(f"{url}/hub/login")
+        page.get_by_role("button", name="Sign in with Test IdP").click()
+        page.wait_for_url(f"{ISSUER}/interaction/**")
+        page.fill("input[name=login]", LOGIN)
+        page.fill("input[name=password]", IDP_PASSWORD)
+    with journey.step("spawn form"):
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{url}/hub/spawn**")
+        expect(page.locator("label[for=profile-gpu-2h]")).to_be_visible()
+    with journey.step("gpu profile picked"):
+        page.locator("label[for=profile-gpu-2h]").click()
+        expect(page.locator("#profile-gpu-2h")).to_be_checked()
+    with journey.step("progress page"):
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url(f"**/hub/spawn-pending/{USER}**")
+        expect(page.locator("#progress-message")).not_to_be_empty(timeout=30_000)
+    with journey.step("jupyterlab"):
+        page.wait_for_url(f"**/user/{USER}/lab**", timeout=120_000)
+        expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+        seen = journey.progress_seen()
+        widths = [width for width, _message in seen]
+        assert len({message for _width, message in seen}) >= 2, seen  # it moved
+        assert widths == sorted(widths) and widths[-1] > widths[0], seen
+        assert any(message.startswith("Running on ") for _width, message in seen), seen
+    with journey.step("getting started notebook"):
+        page.goto(f"{url}/user/{USER}/lab/tree/{NOTEBOOK}")
+        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+        expect(cells.nth(4)).to_be_visible(timeout=60_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
+            1, timeout=60_000
+        )
+    with journey.step("cell run"):
+        # the parameters and import cells, the heading, then the "your session" cell
+        cells.nth(1).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Escape")
+        for _ in range(4):
+            page.keyboard.press("Shift+Enter")
+        output = cells.nth(4).locator(".jp-OutputArea-output")
+        expect(output).to_contain_text("Slurm job", timeout=60_000)
+    with journey.step("cell output"):
+        text = output.inner_text()
+        assert re.search(r"Slurm job: \d+", text), text
+        assert re.search(r"GPUs: \d", text), text  # the GPU profile's emulated GPU
+        output.scroll_into_view_if_needed()
