@@ -140,6 +140,11 @@ class SlurmSettings(_Strict):
 
     bin_dir: str = Field("/usr/bin", description="Where sbatch, squeue, scancel, scontrol live.")
     sudo: str = Field("/usr/bin/sudo", description="sudo, used to submit and cancel as the user.")
+    operator: SlurmName = Field(
+        "slurm",
+        description="slurm.conf's SlurmUser. The hub runs one command as this account, never "
+        "as root: the helper that raises a session's time limit (only operators may).",
+    )
     job_name: SlurmName = Field(
         "factorylab", description="Job name of every session job; the hub watches these."
     )

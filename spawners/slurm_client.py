@@ -132,17 +132,26 @@ class SlurmClient:
     :param bin_dir: directory holding the Slurm commands.
     :param sudo: path of sudo, used to act as the session's user.
     :param timeout: seconds before a command is killed and reported as transient.
+    :param operator: Slurm's SlurmUser, as whom the time-limit helper runs.
     """
 
-    def __init__(self, bin_dir: str = "/usr/bin", sudo: str = "/usr/bin/sudo", timeout: float = 30):
+    def __init__(
+        self,
+        bin_dir: str = "/usr/bin",
+        sudo: str = "/usr/bin/sudo",
+        timeout: float = 30,
+        operator: str = "slurm",
+    ):
         self.bin_dir = bin_dir
         self.sudo = sudo
         self.timeout = timeout
+        self.operator = operator
 
     @classmethod
     def for_site(cls, site: Site) -> SlurmClient:
         """A client with the site file's Slurm paths and timeout."""
-        return cls(site.slurm.bin_dir, site.slurm.sudo, site.slurm.command_timeout)
+        slurm = site.slurm
+        return cls(slurm.bin_dir, slurm.sudo, slurm.command_timeout, slurm.operator)
 
     def _command(self, verb: str) -> str:
         return os.path.join(self.bin_dir, verb)
@@ -213,11 +222,12 @@ class SlurmClient:
         """Set a session job's time limit to ``minutes``, as the operator.
 
         Users cannot raise their own limit in Slurm. The hub may run exactly one command
-        as root for it: ``helper``, which checks that the job is a FactoryLab session.
+        as Slurm's operator account (never as root) for it: ``helper``, which checks that
+        the job is a FactoryLab session.
         """
         if not job_id.isdigit() or not 0 < minutes < 10**6:
             raise SlurmError(f"not a job id and time limit: {job_id[:40]!r} {minutes!r}")
-        await self.run([self.sudo, "-n", helper, job_id, str(minutes)])
+        await self.run([self.sudo, "-n", "-u", self.operator, "--", helper, job_id, str(minutes)])
 
     async def cancel_named(self, name: str, user: str) -> None:
         """Cancel every job of ``user`` called ``name`` (none is not an error)."""

@@ -56,6 +56,13 @@ def test_hub_and_proxy_do_not_run_as_root():
         (["sudo", "-n", "/usr/bin/scontrol", "show", "config"], False),
         (["sudo", "-n", "-u", "factorylab", "/usr/bin/squeue"], False),
         (["sudo", "-n", "-E", "-u", "demo01", "/usr/bin/squeue"], False),
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/sinfo"], False),  # not a verb it needs
+        (["sudo", "-n", "-u", "nobody", "/usr/bin/squeue"], False),  # not a FactoryLab user
+        (["sudo", "-n", "-u", "slurm", "/usr/bin/scontrol", "show", "config"], False),
+        (["sudo", "-n", "-u", "slurm", "/bin/true"], False),
+        (["sudo", "-n", "-u", "root", "/usr/local/sbin/factorylab-extend", "1", "60"], False),
+        (["sudo", "-n", "-i"], False),
+        (["sudo", "-n", "-s"], False),
     ],
 )
 def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
@@ -63,16 +70,34 @@ def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
     assert (result.returncode == 0) == allowed, (argv, result.stderr)
 
 
-def test_the_only_root_command_is_the_extend_helper_and_it_checks_the_job():
+def test_the_hub_may_run_nothing_as_root():
+    listing = _as_hub("sudo", "-n", "-l")
+    assert listing.returncode == 0, listing.stderr
+    rules = listing.stdout.split("may run the following commands", 1)[1]
+    runas = set(re.findall(r"^\s*\(([^)]*)\)", rules, re.MULTILINE))
+    assert runas == {"%factorylab-users", "slurm"}, rules
+    assert "root" not in rules.replace("/usr/local/sbin", "")
+
+
+def test_the_operator_command_is_the_extend_helper_and_it_checks_the_job():
     helper = "/usr/local/sbin/factorylab-extend"
-    # allowed by sudo, then refused by the helper: job 1 is no FactoryLab session
-    result = _as_hub("sudo", "-n", helper, "1", "60")
+    # allowed by sudo as SlurmUser, then refused by the helper: job 1 is no session
+    result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1", "60")
     assert result.returncode == 3 and "not a running FactoryLab session" in result.stderr
-    result = _as_hub("sudo", "-n", helper, "1;id", "60")
+    result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1;id", "60")
     assert result.returncode == 2 and "usage" in result.stderr
     result = _as_hub("sudo", "-n", "/usr/bin/scontrol", "update", "JobId=1", "TimeLimit=60")
     assert result.returncode != 0 and "password is required" in result.stderr
     assert oct(Path(helper).stat().st_mode & 0o777) == "0o755" and Path(helper).owner() == "root"
+
+
+def test_slurmctld_runs_as_slurm_user_not_root():
+    pid = int(Path("/run/slurmctld.pid").read_text())
+    assert Path(f"/proc/{pid}").owner() == "slurm"
+    state = Path("/var/lib/slurm/slurmctld")  # job scripts: internal-SSL keys, Dask config
+    assert state.owner() == "slurm" and stat.S_IMODE(state.stat().st_mode) == 0o700
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    assert re.search(r"^SlurmUser\s*=\s*slurm\(", config.stdout, re.MULTILINE), config.stdout
 
 
 def test_admin_token_is_root_only():

@@ -170,3 +170,13 @@ async def test_cancel_named_cancels_the_users_jobs_of_that_name(fake_bin):
     assert "-u demo01 --" in (fake_bin / "sudo.log").read_text()
     with pytest.raises(SlurmError, match="not a plain job name"):
         await _client(fake_bin).cancel_named("dask-*", "demo01")
+
+
+async def test_extend_runs_the_helper_as_slurms_operator_never_root(fake_bin):
+    _script(fake_bin, "extend-helper", 'echo "$@" > "$(dirname "$0")/helper.txt"\n')
+    client = _client(fake_bin)
+    await client.extend("42", 90, helper=str(fake_bin / "extend-helper"))
+    assert (fake_bin / "sudo.log").read_text().split()[:4] == ["-n", "-u", "slurm", "--"]
+    assert (fake_bin / "helper.txt").read_text().split() == ["42", "90"]
+    with pytest.raises(SlurmError, match="not a job id"):
+        await client.extend("42;id", 90)
