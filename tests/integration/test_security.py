@@ -1,0 +1,95 @@
+"""Least privilege of tokens, and XSRF protection of what a browser can post.
+
+(Isolation between users: test_isolation.py; the port endpoint: test_port_endpoint.py;
+the hostile form table: test_spawn_form.py; the hub's sudo rights: test_deploy.py;
+Secure cookies under TLS: test_tls_oidc.py.)
+"""
+
+import re
+import subprocess
+
+import requests
+
+from spawners.idle_policy import CULLER_SCOPES
+
+from .hub import HUB_URL, demo_password, login, process_env, session_pid, squeue_active
+
+USER = "demo27"
+
+
+def _scopes(token: str) -> set[str]:
+    response = requests.get(
+        f"{HUB_URL}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return set(response.json()["scopes"])
+
+
+def test_a_sessions_token_is_limited_to_its_own_user_and_server(hub, session):
+    session(USER, {"partition": "cpu"})
+    token = process_env(session_pid(USER))["JUPYTERHUB_API_TOKEN"]
+    scopes = _scopes(token)
+    assert scopes, "a session token has some scopes"
+    for scope in scopes:
+        assert re.search(rf"!(user={USER}|server={USER}/)$", scope), scope
+    headers = {"Authorization": f"token {token}"}
+
+    def call(method, path, **kwargs):
+        return requests.request(
+            method, f"{HUB_URL}/hub/api{path}", headers=headers, timeout=10, **kwargs
+        )
+
+    # what it needs: its own activity report
+    assert call("POST", "/factorylab/activity", json={"kernel_activity": 0}).status_code == 204
+    # what it must not do
+    assert call("GET", "/users/demo01").status_code in (403, 404)
+    assert call("GET", "/users").status_code == 403
+    assert call("POST", f"/users/{USER}/tokens", json={}).status_code == 403
+    assert call("DELETE", f"/users/{USER}/server").status_code == 403
+    assert call("POST", "/users/demo01/server").status_code in (403, 404)
+    assert call("GET", "/factorylab/sessions").status_code == 403
+
+
+def test_the_culler_holds_only_the_culling_scopes():
+    pid = subprocess.run(
+        ["pgrep", "-u", "factorylab", "-f", "jupyterhub_idle_culler"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert pid, "the idle culler runs as the hub's user"
+    token = process_env(int(pid[0]))["JUPYTERHUB_API_TOKEN"]
+    granted = {scope.split("!")[0] for scope in _scopes(token)}
+    assert granted <= set(CULLER_SCOPES) | {"read:users:name", "read:users:activity"}, granted
+    assert not {"admin:users", "tokens", "admin:servers", "servers"} & granted
+
+
+def test_form_posts_without_the_xsrf_token_are_refused(hub):
+    hub.stop(USER)
+    browser, response = login(USER, demo_password())
+    assert response.status_code == 302
+    before = squeue_active(["-u", USER, "-n", "factorylab", "-o", "%i"])
+    # the spawn form, posted from elsewhere: the session cookie alone is not enough
+    forged = browser.post(
+        f"{HUB_URL}/hub/spawn/{USER}",
+        data={"profile": "cpu-notebook"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert forged.status_code == 403, forged.status_code
+    assert "xsrf" in forged.text.lower()
+    # the REST API with the cookie alone (no token, no X-XSRFToken header)
+    api = browser.post(f"{HUB_URL}/hub/api/users/{USER}/server", json={}, timeout=30)
+    assert api.status_code == 403
+    assert squeue_active(["-u", USER, "-n", "factorylab", "-o", "%i"]) == before
+    assert not hub.server(USER)
+
+
+def test_login_posts_without_the_xsrf_token_are_refused():
+    response = requests.post(
+        f"{HUB_URL}/hub/login",
+        data={"username": USER, "password": demo_password()},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 403
+    assert not [c for c in response.cookies if c.name == "jupyterhub-hub-login"]
