@@ -15,7 +15,8 @@ help:
 	@echo "make down    stop everything make up started"
 	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
-	@echo "make bench   cold-spawn and 40-user burst benchmarks vs batchspawner and raw sbatch"
+	@echo "make bench   cold spawn, 40-user burst, Dask scale-up and time to first cell (browser)"
+	@echo "             vs plain batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
 
 up:
@@ -73,3 +74,4 @@ bench: venv up browser
 	$(PY) -m bench.cold_spawn
 	$(PY) -m bench.burst
 	$(PY) -m bench.dask_scale
+	$(PY) -m bench.first_cell

@@ -29,6 +29,9 @@ from bench.common import (
     BatchspawnerHub,
     ensure_stock_env,
     jupyterlab_pin,
+    median_ratio,
+    print_medians,
+    print_run,
     run_floor,
     run_hub,
     summarise,
@@ -58,22 +61,13 @@ def main() -> int:
             samples["floor_base_env"].append(run_floor(f"demo{11 + i % 5:02d}", BASE_ENV))
             samples["factorylab"].append(run_hub(factorylab, f"demo{16 + i % 5:02d}"))
             samples["batchspawner"].append(run_hub(batchspawner, f"demo{21 + i % 5:02d}"))
-            print(
-                f"run {i + 1}/{RUNS}: "
-                + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in samples.items()),
-                flush=True,
-            )
+            print_run(i, RUNS, samples)
     result = {name: summarise(values) for name, values in samples.items()}
-    floor = result["floor"]["median_s"]
     ratios = {
-        "factorylab_vs_floor": round(result["factorylab"]["median_s"] / floor, 3),
-        "factorylab_vs_floor_base_env": round(
-            result["factorylab"]["median_s"] / result["floor_base_env"]["median_s"], 3
-        ),
-        "batchspawner_vs_floor": round(result["batchspawner"]["median_s"] / floor, 3),
-        "factorylab_vs_batchspawner": round(
-            result["factorylab"]["median_s"] / result["batchspawner"]["median_s"], 3
-        ),
+        "factorylab_vs_floor": median_ratio(result, "factorylab"),
+        "factorylab_vs_floor_base_env": median_ratio(result, "factorylab", "floor_base_env"),
+        "batchspawner_vs_floor": median_ratio(result, "batchspawner"),
+        "factorylab_vs_batchspawner": median_ratio(result, "factorylab", "batchspawner"),
     }
     report = {
         "benchmark": "cold_spawn",
@@ -93,12 +87,7 @@ def main() -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cold_spawn.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'method':<16}{'median s':>10}{'min s':>8}{'max s':>8}{'x floor':>9}")
-    for name, values in result.items():
-        print(
-            f"{name:<16}{values['median_s']:>10.2f}{values['min_s']:>8.2f}{values['max_s']:>8.2f}"
-            f"{values['median_s'] / floor:>9.2f}"
-        )
+    print_medians(result)
     print(
         f"\nFactoryLab / floor = {ratios['factorylab_vs_floor']} (target ≤ 1.15); "
         f"written to {RESULTS / 'cold_spawn.json'}"

@@ -46,11 +46,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, str]:
-    """sbatch a plain jupyter-lab from ``env`` as ``user``; seconds until /api/status answers.
-
-    With ``keep`` the job keeps running and ``(seconds, job_id)`` is returned.
-    """
+def submit_floor(user: str, env: Path) -> tuple[str, int]:
+    """sbatch a plain jupyter-lab from ``env`` as ``user``: (job id, the port it will use)."""
     port = free_port()
     script = f"""#!/bin/bash
 #SBATCH --job-name=bench-floor
@@ -60,8 +57,16 @@ def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, 
 exec {env}/bin/jupyter-lab --no-browser --ip=127.0.0.1 --port={port} \\
   --ServerApp.token='' --ServerApp.password='' --ServerApp.disable_check_xsrf=True
 """
+    return sbatch_as(user, script=script), port
+
+
+def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, str]:
+    """sbatch a plain jupyter-lab from ``env`` as ``user``; seconds until /api/status answers.
+
+    With ``keep`` the job keeps running and ``(seconds, job_id)`` is returned.
+    """
     began = time.perf_counter()
-    job = sbatch_as(user, script=script)
+    job, port = submit_floor(user, env)
     try:
         wait_http(f"http://127.0.0.1:{port}/api/status", timeout=TIMEOUT * 3 if keep else TIMEOUT)
         elapsed = time.perf_counter() - began
@@ -180,3 +185,24 @@ def summarise(samples: list[float]) -> dict:
         "min_s": round(min(samples), 3),
         "max_s": round(max(samples), 3),
     }
+
+
+def median_ratio(result: dict, name: str, to: str = "floor") -> float:
+    """``name``'s median over ``to``'s, from :func:`summarise` results."""
+    return round(result[name]["median_s"] / result[to]["median_s"], 3)
+
+
+def print_run(index: int, runs: int, samples: dict[str, list[float]]) -> None:
+    """One line per round of interleaved runs."""
+    latest = ", ".join(f"{name} {values[-1]:.2f} s" for name, values in samples.items())
+    print(f"run {index + 1}/{runs}: {latest}", flush=True)
+
+
+def print_medians(result: dict, floor: str = "floor") -> None:
+    """The table of medians, extremes and ratios to the floor."""
+    print(f"\n{'method':<16}{'median s':>10}{'min s':>8}{'max s':>8}{'x floor':>9}")
+    for name, values in result.items():
+        print(
+            f"{name:<16}{values['median_s']:>10.2f}{values['min_s']:>8.2f}{values['max_s']:>8.2f}"
+            f"{median_ratio(result, name, floor):>9.2f}"
+        )

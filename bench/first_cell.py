@@ -1,0 +1,168 @@
+"""Time to first cell: from clicking Start to a notebook cell's output, in a real browser.
+
+Debian's Chromium through Playwright, on an idle cluster, three ways in the same run:
+
+* **factorylab**: logged in to the demo hub, the "Notebook on CPU" card, Start; then
+  JupyterLab opens, the notebook opens, its first cells run and "Your session" prints;
+* **batchspawner**: the same on a hub with plain ``batchspawner.SlurmSpawner`` 1.3
+  (opening ``/hub/spawn``, which starts at once: it has no form);
+* **floor**: ``sbatch`` of a stock ``jupyter-lab``, the browser opening it as soon as
+  ``/api/status`` answers; the clock starts at the sbatch.
+
+Every run opens the same notebook (a copy of 00-getting-started in the user's home)
+with a fresh browser context. Writes ``bench/results/first_cell.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+from bench.common import (
+    RESULTS,
+    STOCK_ENV,
+    BatchspawnerHub,
+    ensure_stock_env,
+    jupyterlab_pin,
+    median_ratio,
+    print_medians,
+    print_run,
+    submit_floor,
+    summarise,
+    wait_http,
+)
+from tests.integration.browser import chromium
+from tests.integration.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, demo_password
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+NOTEBOOK = "bench-first-cell.ipynb"
+SOURCE = Path("/opt/factorylab/notebooks/00-getting-started.ipynb")
+
+
+def place_notebook(user: str) -> None:
+    """The same notebook in every user's home, owned by them."""
+    target = Path(f"/home/{user}") / NOTEBOOK
+    shutil.copyfile(SOURCE, target)
+    shutil.chown(target, user, user)
+
+
+def run_first_cell(page, lab: str) -> None:
+    """Open the notebook under ``lab`` (a /lab URL), run up to "Your session", await it."""
+    page.goto(f"{lab}/tree/{NOTEBOOK}")
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
+        1, timeout=120_000
+    )
+    cells.nth(1).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    for _ in range(4):
+        page.keyboard.press("Shift+Enter")
+    expect(cells.nth(4).locator(".jp-OutputArea-output")).to_contain_text(
+        "Slurm job", timeout=120_000
+    )
+
+
+def factorylab_run(playwright, hub: Hub, user: str) -> float:
+    hub.stop(user)
+    with chromium(playwright) as page:
+        page.goto(f"{HUB_URL}/hub/login?next=/hub/spawn")
+        page.fill("#username_input", user)
+        page.fill("#password_input", demo_password())
+        page.click("#login_submit")
+        page.locator("label[for=profile-cpu-notebook]").click()
+        began = time.perf_counter()
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
+        run_first_cell(page, f"{HUB_URL}/user/{user}/lab")
+        elapsed = time.perf_counter() - began
+    hub.stop(user)
+    return elapsed
+
+
+def batchspawner_run(playwright, hub: Hub, user: str) -> float:
+    hub.stop(user)
+    with chromium(playwright) as page:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", user)
+        page.fill("#password_input", "any")  # its dummy authenticator
+        page.click("#login_submit")
+        began = time.perf_counter()
+        page.goto(f"{hub.url}/hub/spawn")  # no form: the request starts the server
+        page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
+        run_first_cell(page, f"{hub.url}/user/{user}/lab")
+        elapsed = time.perf_counter() - began
+    hub.stop(user)
+    return elapsed
+
+
+def floor_run(playwright, user: str) -> float:
+    with chromium(playwright) as page:
+        began = time.perf_counter()
+        job, port = submit_floor(user, STOCK_ENV)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/api/status")
+            run_first_cell(page, f"http://127.0.0.1:{port}/lab")
+            elapsed = time.perf_counter() - began
+        finally:
+            subprocess.run(["scancel", job], check=False)
+    return elapsed
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        sys.exit("make bench runs as root, after make up")
+    factorylab = Hub(ADMIN_TOKEN_FILE.read_text().strip())
+    ensure_stock_env(STOCK_ENV, jupyterlab_pin())
+    users = {"floor": "demo11", "factorylab": "demo16", "batchspawner": "demo21"}
+    for user in users.values():
+        place_notebook(user)
+    samples: dict[str, list[float]] = {name: [] for name in users}
+    with sync_playwright() as playwright, BatchspawnerHub() as batchspawner:
+        runs = {
+            "floor": lambda: floor_run(playwright, users["floor"]),
+            "factorylab": lambda: factorylab_run(playwright, factorylab, users["factorylab"]),
+            "batchspawner": lambda: batchspawner_run(
+                playwright, batchspawner, users["batchspawner"]
+            ),
+        }
+        for run in runs.values():  # warm-up (page cache, kernel imports), not counted
+            run()
+        for i in range(RUNS):
+            for name, run in runs.items():
+                samples[name].append(run())
+            print_run(i, RUNS, samples)
+    result = {name: summarise(values) for name, values in samples.items()}
+    ratios = {
+        "factorylab_vs_floor": median_ratio(result, "factorylab"),
+        "batchspawner_vs_floor": median_ratio(result, "batchspawner"),
+        "factorylab_vs_batchspawner": median_ratio(result, "factorylab", "batchspawner"),
+    }
+    report = {
+        "benchmark": "first_cell",
+        "what": "seconds from clicking Start until a notebook cell's output shows, in "
+        "Chromium: JupyterLab loads, the notebook opens, its kernel starts, cells run",
+        "floor": "sbatch of jupyter-lab from a stock pip-installed env; the browser opens "
+        "it when /api/status answers (no hub, no login, no proxy)",
+        "runs_per_method": RUNS,
+        "methods": result,
+        "ratios": ratios,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "first_cell.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_medians(result)
+    print(f"\nwritten to {RESULTS / 'first_cell.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
