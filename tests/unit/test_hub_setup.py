@@ -1,9 +1,5 @@
 """configure_hub: login method, TLS and internal SSL from the site file."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 import yaml
 from traitlets.config import Config
@@ -45,35 +41,6 @@ def test_demo_site_uses_pam_and_an_external_proxy(tmp_path):
     assert "internal_ssl" not in config.JupyterHub
 
 
-@pytest.fixture
-def provider():
-    """A discovery document on loopback, as a Keycloak realm serves it."""
-    state = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(json.dumps(state["doc"]).encode())
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    issuer = f"http://127.0.0.1:{server.server_port}/realms/ai-factory"
-    base = issuer + "/protocol/openid-connect"
-    state["doc"] = {
-        "issuer": issuer,
-        "authorization_endpoint": base + "/auth",
-        "token_endpoint": base + "/token",
-        "userinfo_endpoint": base + "/userinfo",
-    }
-    yield issuer, server
-    server.shutdown()
-    server.server_close()
-
-
 def _oidc_site(tmp_path, issuer, secret_mode=0o640):
     secret = tmp_path / "client-secret"
     secret.write_text("s3cret\n")
@@ -89,8 +56,8 @@ def _oidc_site(tmp_path, issuer, secret_mode=0o640):
     return _site_file(tmp_path, auth={"method": "oidc", "oidc": oidc})
 
 
-def test_oidc_login_is_configured_from_the_site_file(tmp_path, provider):
-    issuer, _ = provider
+def test_oidc_login_is_configured_from_the_site_file(tmp_path, discovery):
+    issuer = discovery.issuer
     config = Config()
     configure_hub(config, _oidc_site(tmp_path, issuer))
     assert config.JupyterHub.authenticator_class is FactoryLabOAuthenticator
@@ -106,12 +73,10 @@ def test_oidc_login_is_configured_from_the_site_file(tmp_path, provider):
     FactoryLabOAuthenticator(config=config)
 
 
-def test_a_provider_outage_at_restart_uses_the_last_discovery(tmp_path, provider, capsys):
-    issuer, server = provider
-    site = _oidc_site(tmp_path, issuer)
+def test_a_provider_outage_at_restart_uses_the_last_discovery(tmp_path, discovery, capsys):
+    site = _oidc_site(tmp_path, discovery.issuer)
     configure_hub(Config(), site)
-    server.shutdown()
-    server.server_close()
+    discovery.close()
     config = Config()
     configure_hub(config, site)
     assert config.FactoryLabOAuthenticator.token_url.endswith("/token")
@@ -123,9 +88,9 @@ def test_a_provider_outage_at_restart_uses_the_last_discovery(tmp_path, provider
     assert "auth.oidc.issuer: cannot read" in capsys.readouterr().err
 
 
-def test_a_world_readable_secret_stops_the_hub_with_the_fix(tmp_path, provider, capsys):
+def test_a_world_readable_secret_stops_the_hub_with_the_fix(tmp_path, discovery, capsys):
     with pytest.raises(SystemExit):
-        configure_hub(Config(), _oidc_site(tmp_path, provider[0], secret_mode=0o644))
+        configure_hub(Config(), _oidc_site(tmp_path, discovery.issuer, secret_mode=0o644))
     assert "chmod 0640" in capsys.readouterr().err
 
 

@@ -2,11 +2,8 @@
 
 import asyncio
 import grp
-import json
 import os
 import pwd
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -82,29 +79,9 @@ def test_startup_check_of_known_users_passes():
     assert asyncio.run(_authenticator().check_allowed("anyone", None)) is True
 
 
-def test_discovery_against_a_keycloak_shaped_document():
-    holder: dict = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps(holder["doc"]).encode()
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    issuer = f"http://127.0.0.1:{server.server_port}/realms/ai-factory"
+def test_discovery_against_a_keycloak_shaped_document(discovery):
+    issuer = discovery.issuer
     base = issuer + "/protocol/openid-connect"
-    holder["doc"] = {
-        "issuer": issuer,
-        "authorization_endpoint": base + "/auth",
-        "token_endpoint": base + "/token",
-        "userinfo_endpoint": base + "/userinfo",
-    }
     settings = OIDCSettings(issuer=issuer, client_id="hub", client_secret_file="/s")
     assert discover_endpoints(settings) == {
         "authorize_url": base + "/auth",
@@ -113,11 +90,13 @@ def test_discovery_against_a_keycloak_shaped_document():
     }
     override = settings.model_copy(update={"userdata_url": "https://other/userinfo"})
     assert discover_endpoints(override)["userdata_url"] == "https://other/userinfo"
-    holder["doc"] = {**holder["doc"], "issuer": issuer + "/other"}
+    discovery.document = {**discovery.document, "issuer": issuer + "/other"}
     with pytest.raises(DiscoveryError, match="copy the issuer exactly"):
         discover_endpoints(settings)
-    server.shutdown()
-    server.server_close()
+    discovery.document = {"issuer": issuer}
+    with pytest.raises(DiscoveryError, match="gives no authorize_url, token_url, userdata_url"):
+        discover_endpoints(settings)
+    discovery.close()
     with pytest.raises(DiscoveryError, match=r"cannot read .*well-known"):
         discover_endpoints(settings, timeout=2)
 
