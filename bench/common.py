@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -54,6 +55,7 @@ def submit_floor(user: str, env: Path) -> tuple[str, int]:
 #SBATCH --partition=cpu
 #SBATCH --mem=1G
 #SBATCH --time=00:10:00
+#SBATCH --chdir={pwd.getpwnam(user).pw_dir}
 exec {env}/bin/jupyter-lab --no-browser --ip=127.0.0.1 --port={port} \\
   --ServerApp.token='' --ServerApp.password='' --ServerApp.disable_check_xsrf=True
 """

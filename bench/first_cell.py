@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import sync_playwright
 
 from bench.common import (
     RESULTS,
@@ -39,7 +39,7 @@ from bench.common import (
     summarise,
     wait_http,
 )
-from tests.integration.browser import chromium
+from tests.integration.browser import chromium, open_notebook, run_cells
 from tests.integration.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, demo_password
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -56,18 +56,7 @@ def place_notebook(user: str) -> None:
 
 def run_first_cell(page, lab: str) -> None:
     """Open the notebook under ``lab`` (a /lab URL), run up to "Your session", await it."""
-    page.goto(f"{lab}/tree/{NOTEBOOK}")
-    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
-    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
-        1, timeout=120_000
-    )
-    cells.nth(1).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")
-    for _ in range(4):
-        page.keyboard.press("Shift+Enter")
-    expect(cells.nth(4).locator(".jp-OutputArea-output")).to_contain_text(
-        "Slurm job", timeout=120_000
-    )
+    run_cells(page, open_notebook(page, f"{lab}/tree/{NOTEBOOK}"))
 
 
 def factorylab_run(playwright, hub: Hub, user: str) -> float:

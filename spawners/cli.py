@@ -12,17 +12,23 @@ from .image_specs import (
     render_definition,
 )
 from .site import SiteFileError, load_site
+from .site_auth import SecretFileError, read_client_secret
 
 
 def check_site(path: str) -> int:
     """Validate a site file; print a summary or every problem. Returns an exit status."""
     try:
         site = load_site(path)
+        if site.auth.oidc is not None and site.auth.method == "oidc":
+            read_client_secret(site.auth.oidc.client_secret_file)
     except SiteFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except SecretFileError as exc:
+        print(f"{path}: invalid site file\n  - {exc}", file=sys.stderr)
+        return 2
     print(
-        f"{path}: valid. Partitions: {', '.join(site.partitions)}; "
+        f"{path}: valid. Login: {site.auth.method}; partitions: {', '.join(site.partitions)}; "
         f"images: {', '.join(site.images)}; "
         f"default: {site.defaults.partition}/{site.defaults.image}."
     )

@@ -173,7 +173,7 @@ def configure_tls(c, site: Site) -> None:
         c.JupyterHub.ssl_key = hub.tls_key_file
     if hub.internal_ssl:
         c.JupyterHub.internal_ssl = True
-        c.JupyterHub.internal_certs_location = f"{hub.state_dir}/internal-ssl"
+        c.JupyterHub.internal_certs_location = hub.internal_certs_dir
         c.JupyterHub.trusted_alt_names = list(hub.internal_ssl_alt_names)
         c.Spawner.ssl_alt_names = list(hub.internal_ssl_alt_names)
     scheme = "https" if hub.internal_ssl else "http"

@@ -135,6 +135,7 @@ def configure_culler(c) -> None:
 def culler_service(site: Site, python: str) -> dict:
     """The hub-managed service entry that runs the culler."""
     config = os.path.join(os.path.dirname(__file__), "culler_config.py")
+    certs = site.hub.internal_certs_dir  # internal SSL: the hub's client certificate
     # the arbiter decides per server; --timeout is the floor it is asked about at all
     return {
         "name": CULLER_SERVICE,
@@ -146,7 +147,7 @@ def culler_service(site: Site, python: str) -> dict:
             f"--cull-every={site.idle.check_every}",
             f"--config={config}",
             *(
-                ["--ssl-enabled", f"--internal-certs-location={site.hub.state_dir}/internal-ssl"]
+                ["--ssl-enabled=True", f"--internal-certs-location={certs}"]
                 if site.hub.internal_ssl
                 else []
             ),

@@ -10,6 +10,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 CHROMIUM = "/usr/lib/chromium/chromium"
 ARGS = [
     "--no-sandbox",
@@ -44,6 +46,31 @@ if (location.pathname.includes('/hub/spawn-pending/')) {
   });
 }
 """
+
+
+# The status bar's kernel item reads "<kernel> | Idle" once the kernel is up (before: "No
+# Kernel | Initializing"); the toolbar's execution indicator says idle too early.
+KERNEL_READY = re.compile(r"^(?!No Kernel).+ \| Idle$")
+
+
+def open_notebook(page, notebook_url: str):
+    """Open a notebook in JupyterLab and wait for its kernel; return its cells."""
+    page.goto(notebook_url)
+    expect(page.get_by_role("button", name=KERNEL_READY)).to_be_visible(timeout=120_000)
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+
+
+def run_cells(page, cells, upto: int = 4, expect_text: str | None = "Slurm job"):
+    """Run cells 1..``upto`` with Shift+Enter, as a user does; return cell ``upto``'s
+    output, once it shows ``expect_text`` (at once if that is None)."""
+    cells.nth(1).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    for _ in range(upto):
+        page.keyboard.press("Shift+Enter")
+    output = cells.nth(upto).locator(".jp-OutputArea-output")
+    if expect_text is not None:
+        expect(output).to_contain_text(expect_text, timeout=120_000)
+    return output
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import re
 
 from playwright.sync_api import expect, sync_playwright
 
-from .browser import Journey, chromium
+from .browser import Journey, chromium, open_notebook, run_cells
 from .tls_hub import IDP_PASSWORD, ISSUER
 
 USER, LOGIN = "demo18", "ada"  # ada.lovelace@uni.example at the IdP, demo18 on the cluster
@@ -54,21 +54,13 @@ def _journey(page, journey: Journey, url: str) -> None:
         assert widths == sorted(widths) and widths[-1] > widths[0], seen
         assert any(message.startswith("Running on ") for _width, message in seen), seen
     with journey.step("getting started notebook"):
-        page.goto(f"{url}/user/{USER}/lab/tree/{NOTEBOOK}")
-        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
-        expect(cells.nth(4)).to_be_visible(timeout=60_000)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(
-            1, timeout=60_000
-        )
-    with journey.step("cell run"):
+        cells = open_notebook(page, f"{url}/user/{USER}/lab/tree/{NOTEBOOK}")
+        expect(cells.nth(4)).to_be_visible()
+    with journey.step("cells run"):
         # the parameters and import cells, the heading, then the "your session" cell
-        cells.nth(1).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Escape")
-        for _ in range(4):
-            page.keyboard.press("Shift+Enter")
-        output = cells.nth(4).locator(".jp-OutputArea-output")
-        expect(output).to_contain_text("Slurm job", timeout=60_000)
+        output = run_cells(page, cells, expect_text=None)
     with journey.step("cell output"):
+        expect(output).to_contain_text("Slurm job", timeout=120_000)
         text = output.inner_text()
         assert re.search(r"Slurm job: \d+", text), text
         assert re.search(r"GPUs: \d", text), text  # the GPU profile's emulated GPU

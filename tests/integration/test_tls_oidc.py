@@ -6,6 +6,7 @@ the deployed FactoryLab code, and real Slurm jobs.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import stat
@@ -154,3 +155,11 @@ def _plain_http_answer(port: int) -> bytes:
 def _activity(admin, user: str) -> float:
     sessions = admin.api("GET", "/factorylab/sessions").json()["sessions"]
     return max((s["kernel_activity"] or 0) for s in sessions if s["user"] == user)
+
+
+def test_the_idle_culler_talks_to_the_hub_over_mutual_tls(tls_hub):
+    deadline = time.monotonic() + 30
+    pattern = re.compile(r" 200 GET /hub/api/users\S* \(factorylab-idle-culler@")
+    while not pattern.search(tls_hub.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert pattern.search(tls_hub.log.read_text()), tls_hub.log.read_text()[-3000:]

@@ -112,4 +112,4 @@ def test_internal_ssl_has_the_hub_run_the_proxy_with_tls(tmp_path):
     assert config.ConfigurableHTTPProxy.api_url == "https://127.0.0.1:8001"
     assert config.JupyterHub.cookie_options == {"secure": True}
     culler = next(s for s in config.JupyterHub.services if s["name"] == CULLER_SERVICE)
-    assert "--ssl-enabled" in culler["command"]
+    assert "--ssl-enabled=True" in culler["command"]

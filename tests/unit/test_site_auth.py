@@ -87,3 +87,21 @@ def test_client_secret_file_is_read_and_checked(tmp_path):
     secret.write_text("\n")
     with pytest.raises(SecretFileError, match="is empty"):
         read_client_secret(str(secret))
+
+
+def test_check_site_checks_the_client_secret_file(base, tmp_path, capsys):
+    import yaml
+
+    from spawners.cli import main
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    oidc = {**OIDC, "client_secret_file": str(secret)}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(_with(base, auth={"method": "oidc", "oidc": oidc})))
+    assert main(["check-site", str(path)]) == 2
+    assert "readable by every user on the host; chmod 0640" in capsys.readouterr().err
+    secret.chmod(0o640)
+    assert main(["check-site", str(path)]) == 0
+    assert "Login: oidc" in capsys.readouterr().out
