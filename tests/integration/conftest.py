@@ -41,9 +41,11 @@ def session(hub):
         hub.stop(user)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tls_hub(hub):
-    """The production-shaped second hub: OIDC login, https, internal SSL (tls_hub.py)."""
+    """The production-shaped second hub: OIDC login, https, internal SSL (tls_hub.py).
+
+    Per test module, so that it never runs alongside the other modules' tests."""
     from . import tls_hub as module
 
     running = module.start()
