@@ -7,6 +7,8 @@ Secure cookies under TLS: test_tls_oidc.py.)
 
 import re
 import subprocess
+import time
+from pathlib import Path
 
 import requests
 
@@ -50,14 +52,21 @@ def test_a_sessions_token_is_limited_to_its_own_user_and_server(hub, session):
     assert call("GET", "/factorylab/sessions").status_code == 403
 
 
-def test_the_culler_holds_only_the_culling_scopes():
-    pid = subprocess.run(
-        ["pgrep", "-u", "factorylab", "-f", "jupyterhub_idle_culler"],
+def _culler_pids() -> list[int]:
+    """The demo hub's idle cullers (children of the hub)."""
+    hub = Path("/run/factorylab/hub.pid").read_text().strip()
+    found = subprocess.run(
+        ["pgrep", "-u", "factorylab", "-P", hub, "-f", "jupyterhub_idle_culler"],
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert pid, "the idle culler runs as the hub's user"
-    token = process_env(int(pid[0]))["JUPYTERHUB_API_TOKEN"]
+    return [int(pid) for pid in found]
+
+
+def test_the_culler_holds_only_the_culling_scopes():
+    pids = _culler_pids()
+    assert len(pids) == 1, "one idle culler runs, as the hub's user"
+    token = process_env(pids[0])["JUPYTERHUB_API_TOKEN"]
     granted = {scope.split("!")[0] for scope in _scopes(token)}
     assert granted <= set(CULLER_SCOPES) | {"read:users:name", "read:users:activity"}, granted
     assert not {"admin:users", "tokens", "admin:servers", "servers"} & granted
@@ -93,3 +102,17 @@ def test_login_posts_without_the_xsrf_token_are_refused():
     )
     assert response.status_code == 403
     assert not [c for c in response.cookies if c.name == "jupyterhub-hub-login"]
+
+
+def test_hub_restarts_leave_no_orphaned_culler(hub):
+    """The hub stops its culler when it stops (the culler leaves at once on SIGINT)."""
+    for _ in range(2):
+        subprocess.run(["/usr/local/sbin/factorylab-service", "restart", "hub"], check=True)
+        hub.wait_until_up()
+    time.sleep(2)
+    everyone = subprocess.run(
+        ["pgrep", "-f", "jupyterhub_idle_culler --timeout=1 --cull-every=10 --config"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert [int(pid) for pid in everyone] == _culler_pids(), "an orphaned culler polls on"

@@ -250,3 +250,5 @@ def stop_leftovers() -> None:
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
     subprocess.run(["scancel", "--name", JOB_NAME], capture_output=True)
     subprocess.run(["pkill", "-f", str(OIDC_DIR / "provider.mjs")], capture_output=True)
+    # its culler, should the hub have been killed before stopping it
+    subprocess.run(["pkill", "-f", f"internal-certs-location={STATE}/"], capture_output=True)
