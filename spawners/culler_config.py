@@ -1,5 +1,13 @@
-"""jupyterhub-idle-culler's --config file: FactoryLab's per-server idle limits."""
+"""jupyterhub-idle-culler's --config file: FactoryLab's per-server idle limits.
 
+It also ties the culler's life to the hub's. The hub stops its managed services with
+SIGINT (then SIGTERM after 10 s), but a hub that is killed, or stopped while the culler
+is still starting, would leave the culler behind, polling with a token the next hub no
+longer accepts. So the culler leaves at once on SIGINT or SIGTERM (it keeps no state),
+and the kernel sends it SIGTERM when the hub dies.
+"""
+
+import ctypes
 import os
 import signal
 
@@ -7,8 +15,11 @@ from spawners.idle_policy import configure_culler
 
 configure_culler(c)  # noqa: F821 - ``c`` is provided by the culler's config loader
 
-# The hub stops its managed services with SIGINT (then SIGTERM after 10 s). The culler
-# keeps no state, so it leaves at once: a hub stopped within those 10 s must not leave
-# an orphaned culler behind, polling with a token the next hub no longer accepts.
+PR_SET_PDEATHSIG = 1
+
 for _signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signum, lambda *_: os._exit(0))
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+with open(f"/proc/{os.getppid()}/cmdline", "rb") as _parent:
+    if b"jupyterhub" not in _parent.read():  # the hub died before we got here
+        os._exit(0)

@@ -5,7 +5,9 @@ the hostile form table: test_spawn_form.py; the hub's sudo rights: test_deploy.p
 Secure cookies under TLS: test_tls_oidc.py.)
 """
 
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -104,15 +106,32 @@ def test_login_posts_without_the_xsrf_token_are_refused():
     assert not [c for c in response.cookies if c.name == "jupyterhub-hub-login"]
 
 
-def test_hub_restarts_leave_no_orphaned_culler(hub):
-    """The hub stops its culler when it stops (the culler leaves at once on SIGINT)."""
-    for _ in range(2):
-        subprocess.run(["/usr/local/sbin/factorylab-service", "restart", "hub"], check=True)
-        hub.wait_until_up()
-    time.sleep(2)
-    everyone = subprocess.run(
+def _all_cullers() -> list[int]:
+    found = subprocess.run(
         ["pgrep", "-f", "jupyterhub_idle_culler --timeout=1 --cull-every=10 --config"],
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert [int(pid) for pid in everyone] == _culler_pids(), "an orphaned culler polls on"
+    return [int(pid) for pid in found]
+
+
+def _service(verb: str) -> int:
+    return subprocess.run(["/usr/local/sbin/factorylab-service", verb, "hub"]).returncode
+
+
+def test_a_hub_that_stops_or_dies_leaves_no_culler_behind(hub):
+    """A stopped hub stops its culler; a killed hub's culler follows it (PDEATHSIG)."""
+    for _ in range(2):
+        assert _service("restart") == 0
+        hub.wait_until_up()
+    time.sleep(2)
+    assert _all_cullers() == _culler_pids(), "an orphaned culler polls on"
+    os.kill(int(Path("/run/factorylab/hub.pid").read_text()), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (_all_cullers() or _service("status") != 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _all_cullers(), "the killed hub's culler polls on"
+    assert _service("start") == 0
+    hub.wait_until_up()
+    time.sleep(2)
+    assert len(_culler_pids()) == 1 and _all_cullers() == _culler_pids()
