@@ -25,7 +25,7 @@ def check_site(path: str) -> int:
         print(exc, file=sys.stderr)
         return 2
     except SecretFileError as exc:
-        print(f"{path}: invalid site file\n  - {exc}", file=sys.stderr)
+        print(SiteFileError(path, [str(exc)]), file=sys.stderr)
         return 2
     print(
         f"{path}: valid. Login: {site.auth.method}; partitions: {', '.join(site.partitions)}; "

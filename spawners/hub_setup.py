@@ -178,7 +178,7 @@ def configure_tls(c, site: Site) -> None:
         c.Spawner.ssl_alt_names = list(hub.internal_ssl_alt_names)
     scheme = "https" if hub.internal_ssl else "http"
     c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"
-    if hub.proxy_started_by_hub:
+    if hub.internal_ssl:  # the proxy needs the hub's certificates, so the hub runs it
         c.ConfigurableHTTPProxy.should_start = True
         c.ConfigurableHTTPProxy.command = list(hub.proxy_command)
         c.ConfigurableHTTPProxy.pid_file = f"{hub.state_dir}/proxy.pid"

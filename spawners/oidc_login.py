@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import pwd
-import re
 import urllib.error
 import urllib.request
 
@@ -19,7 +18,8 @@ from tornado import web
 from traitlets import Dict, Unicode
 
 from .entitlements import unix_groups
-from .site_auth import UNIX_USERNAME, OIDCSettings
+from .site import is_valid_username
+from .site_auth import OIDCSettings
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -54,9 +54,10 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
 
     def user_info_to_username(self, user_info: dict) -> str:
         """The Unix username for the provider's user: the claim, through the mapping."""
-        claim = user_info.get(self.username_claim) if isinstance(self.username_claim, str) else None
         if callable(self.username_claim):
             claim = self.username_claim(user_info)
+        else:
+            claim = user_info.get(self.username_claim)
         if not claim or not isinstance(claim, str):
             self.log.error("No %r claim in the user info: %s", self.username_claim, user_info)
             raise LoginRefused(
@@ -64,7 +65,7 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
                 f"'{self.username_claim}'). Please contact {self.support_contact}."
             )
         username = self.username_map.get(claim, claim).lower()
-        if not re.fullmatch(UNIX_USERNAME, username):
+        if not is_valid_username(username):
             self.log.warning("Refusing %r: %r is not a Unix username", claim, username)
             raise LoginRefused(
                 f"You signed in as '{claim}', which is not the name of an HPC account here. "

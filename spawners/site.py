@@ -101,11 +101,6 @@ class HubSettings(_Strict):
         """Where the hub keeps its internal-SSL CA and certificates (hub user only)."""
         return f"{self.state_dir}/internal-ssl"
 
-    @property
-    def proxy_started_by_hub(self) -> bool:
-        """With internal SSL the proxy needs the hub's certificates, so the hub runs it."""
-        return self.internal_ssl
-
 
 class UserSettings(_Strict):
     """Who may use the hub."""

@@ -227,7 +227,7 @@ class SlurmClient:
         """
         if not job_id.isdigit() or not 0 < minutes < 10**6:
             raise SlurmError(f"not a job id and time limit: {job_id[:40]!r} {minutes!r}")
-        await self.run([self.sudo, "-n", "-u", self.operator, "--", helper, job_id, str(minutes)])
+        await self.run(self._as_user(self.operator, [helper, job_id, str(minutes)]))
 
     async def cancel_named(self, name: str, user: str) -> None:
         """Cancel every job of ``user`` called ``name`` (none is not an error)."""

@@ -84,6 +84,7 @@ def write_tls_files():
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.chmod(os.path.dirname(path), 0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # also when the file was there before
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
 

@@ -54,11 +54,11 @@ def test_a_sessions_token_is_limited_to_its_own_user_and_server(hub, session):
     assert call("GET", "/factorylab/sessions").status_code == 403
 
 
-def _culler_pids() -> list[int]:
-    """The demo hub's idle cullers (children of the hub)."""
-    hub = Path("/run/factorylab/hub.pid").read_text().strip()
+def _cullers(of_demo_hub: bool = True) -> list[int]:
+    """Idle cullers running: the demo hub's children, or every one on the machine."""
+    parent = ["-P", Path("/run/factorylab/hub.pid").read_text().strip()] if of_demo_hub else []
     found = subprocess.run(
-        ["pgrep", "-u", "factorylab", "-P", hub, "-f", "jupyterhub_idle_culler"],
+        ["pgrep", *parent, "-f", "jupyterhub_idle_culler --timeout=1 --cull-every="],
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -66,7 +66,7 @@ def _culler_pids() -> list[int]:
 
 
 def test_the_culler_holds_only_the_culling_scopes():
-    pids = _culler_pids()
+    pids = _cullers()
     assert len(pids) == 1, "one idle culler runs, as the hub's user"
     token = process_env(pids[0])["JUPYTERHUB_API_TOKEN"]
     granted = {scope.split("!")[0] for scope in _scopes(token)}
@@ -106,15 +106,6 @@ def test_login_posts_without_the_xsrf_token_are_refused():
     assert not [c for c in response.cookies if c.name == "jupyterhub-hub-login"]
 
 
-def _all_cullers() -> list[int]:
-    found = subprocess.run(
-        ["pgrep", "-f", "jupyterhub_idle_culler --timeout=1 --cull-every=10 --config"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return [int(pid) for pid in found]
-
-
 def _service(verb: str) -> int:
     return subprocess.run(["/usr/local/sbin/factorylab-service", verb, "hub"]).returncode
 
@@ -125,13 +116,13 @@ def test_a_hub_that_stops_or_dies_leaves_no_culler_behind(hub):
         assert _service("restart") == 0
         hub.wait_until_up()
     time.sleep(2)
-    assert _all_cullers() == _culler_pids(), "an orphaned culler polls on"
+    assert _cullers(of_demo_hub=False) == _cullers(), "an orphaned culler polls on"
     os.kill(int(Path("/run/factorylab/hub.pid").read_text()), signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while (_all_cullers() or _service("status") != 3) and time.monotonic() < deadline:
+    while (_cullers(of_demo_hub=False) or _service("status") != 3) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _all_cullers(), "the killed hub's culler polls on"
+    assert not _cullers(of_demo_hub=False), "the killed hub's culler polls on"
     assert _service("start") == 0
     hub.wait_until_up()
     time.sleep(2)
-    assert len(_culler_pids()) == 1 and _all_cullers() == _culler_pids()
+    assert len(_cullers()) == 1 and _cullers(of_demo_hub=False) == _cullers()

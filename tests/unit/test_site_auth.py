@@ -65,7 +65,7 @@ def test_http_issuer_is_accepted_on_loopback_only(base):
 def test_tls_and_internal_ssl_settings(base):
     hub = {**base["hub"], "public_url": "https://hub.example.org", "internal_ssl": True}
     site = parse_site(_with(base, hub={**hub, "tls_cert_file": "/c", "tls_key_file": "/k"}))
-    assert site.hub.proxy_started_by_hub
+    assert site.hub.internal_ssl
     with pytest.raises(SiteFileError, match="set both"):
         parse_site(_with(base, hub={**hub, "tls_cert_file": "/c"}))
     with pytest.raises(SiteFileError, match="must start with https"):
