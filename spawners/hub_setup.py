@@ -139,7 +139,7 @@ def configure_login(c, site: Site) -> None:
     auth.auth_state_groups_key = f"oauth_user.{oidc.groups_claim}"
     auth.allowed_groups = set(oidc.allowed_groups)
     auth.admin_groups = set(oidc.admin_groups)
-    auth.allow_all = not oidc.allowed_groups
+    auth.allow_all = oidc.allow_all
 
 
 def oidc_endpoints(oidc: OIDCSettings, cache: Path) -> dict[str, str]:

@@ -4,6 +4,10 @@
 what an HPC site needs on top: a mapping from the provider's username claim to Unix
 usernames, and a login that only succeeds for an existing Unix account in the
 FactoryLab group. Everyone else gets a page that says why, and no server.
+
+Names are exact: a claim is looked up in ``username_map`` as it is, an unmapped claim
+must already be a Unix username, and nothing is lower-cased (``Demo05`` at the provider
+is refused, never made into ``demo05``).
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ import urllib.request
 
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from traitlets import Dict, Unicode
+from traitlets import Dict, TraitError, Unicode, validate
 
 from .entitlements import unix_groups
 from .site import is_valid_username
-from .site_auth import OIDCSettings
+from .site_auth import OIDCSettings, username_map_problems
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -37,8 +41,9 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
     username_map = Dict(
         key_trait=Unicode(),
         value_trait=Unicode(),
-        help="Username-claim value -> Unix username, for users whose name at the identity "
-        "provider differs from their HPC account. Unlisted users keep the claim's value.",
+        help="Exact username-claim value -> Unix username, for users whose name at the "
+        "identity provider differs from their HPC account. Unlisted users keep the claim's "
+        "value, which must then be a Unix username itself.",
     ).tag(config=True)
 
     unix_group = Unicode(
@@ -52,8 +57,23 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
         help="Who users are told to ask when their login works but they have no account.",
     ).tag(config=True)
 
+    @validate("username_map")
+    def _unambiguous_map(self, proposal: dict) -> dict[str, str]:
+        problems = username_map_problems(proposal["value"])
+        if problems:
+            raise TraitError("; ".join(problems))
+        return proposal["value"]
+
+    def normalize_username(self, username: str) -> str:
+        """``username`` unchanged: no lower-casing, and no second pass through the map.
+
+        JupyterHub's default lower-cases and applies ``username_map`` again; here the
+        claim was mapped once, exactly, by :meth:`user_info_to_username`.
+        """
+        return username
+
     def user_info_to_username(self, user_info: dict) -> str:
-        """The Unix username for the provider's user: the claim, through the mapping."""
+        """The Unix username for the provider's user: the claim, mapped by exact value."""
         if callable(self.username_claim):
             claim = self.username_claim(user_info)
         else:
@@ -64,14 +84,38 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
                 f"Your identity provider did not tell us your username (claim "
                 f"'{self.username_claim}'). Please contact {self.support_contact}."
             )
-        username = self.username_map.get(claim, claim).lower()
+        username = self.username_map.get(claim)
+        if username is None:
+            self._refuse_near_misses(claim)
+            username = claim
         if not is_valid_username(username):
             self.log.warning("Refusing %r: %r is not a Unix username", claim, username)
             raise LoginRefused(
-                f"You signed in as '{claim}', which is not the name of an HPC account here. "
-                f"Please ask {self.support_contact} to link your login to your account."
+                f"You signed in as '{claim}', which is not the name of an HPC account here "
+                "(names here are lower-case and must match exactly). Please ask "
+                f"{self.support_contact} to link your login to your account."
             )
         return username
+
+    def _refuse_near_misses(self, claim: str) -> None:
+        """Refuse an unmapped claim that the map would take for another login."""
+        folded = claim.casefold()
+        near = [key for key in self.username_map if key.casefold() == folded]
+        if near:
+            self.log.warning("Refusing %r: it differs only in case from mapped %r", claim, near)
+            raise LoginRefused(
+                f"You signed in as '{claim}', which differs only in upper/lower case from a "
+                "login linked to an HPC account here, so it is not used for any account. "
+                f"Please ask {self.support_contact} to check your name at the identity "
+                "provider and the link to your account."
+            )
+        if claim in self.username_map.values():
+            self.log.warning("Refusing %r: that account is mapped from another login", claim)
+            raise LoginRefused(
+                f"You signed in as '{claim}', but the HPC account '{claim}' is linked to a "
+                f"different login here. Please ask {self.support_contact} to link your login "
+                "to your own account."
+            )
 
     async def check_allowed(self, username: str, auth_model: dict | None) -> bool:
         """Allowed groups first (oauthenticator), then a Unix account in ``unix_group``."""
@@ -83,11 +127,26 @@ class FactoryLabOAuthenticator(GenericOAuthenticator):
                 f"You signed in as '{username}', but you are not a member of a group that "
                 f"may use this service ({groups}). Ask your project's manager to add you."
             )
+        self._require_unix_account(username)
+        return True
+
+    def check_blocked_users(self, username: str, auth_model: dict | None = None) -> bool:
+        """JupyterHub's blocked users; with ``allow_all``, also the Unix account check.
+
+        JupyterHub skips :meth:`check_allowed` when ``allow_all`` is on, so the account
+        check runs here then: ``allow_all`` lets in any group, never any account.
+        """
+        if not super().check_blocked_users(username, auth_model):
+            return False
+        if self.allow_all and auth_model is not None:
+            self._require_unix_account(username)
+        return True
+
+    def _require_unix_account(self, username: str) -> None:
         problem = unix_account_problem(username, self.unix_group, self.support_contact)
         if problem:
             self.log.warning("Refusing %s: %s", username, problem)
             raise LoginRefused(problem)
-        return True
 
 
 def unix_account_problem(username: str, group: str, contact: str) -> str | None:

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 UNIX_USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Standard OIDC claims that users can often edit themselves at their identity provider.
+EDITABLE_CLAIMS = frozenset(
+    {"preferred_username", "name", "nickname", "given_name", "family_name", "middle_name"}
+)
 
 
 class _Strict(BaseModel):
@@ -55,18 +59,35 @@ class OIDCSettings(_Strict):
         "if your provider needs it (Keycloak: a 'groups' client scope).",
     )
     username_claim: str = Field(
-        "preferred_username", min_length=1, description="Claim that names the user."
+        "preferred_username",
+        min_length=1,
+        description="Claim that names the user. It must be one users cannot edit: 'sub' or "
+        "a directory attribute. preferred_username, name, nickname, given_name, family_name "
+        "and middle_name need username_claim_trusted: true.",
+    )
+    username_claim_trusted: bool = Field(
+        False,
+        validate_default=True,
+        description="The admin's statement that users cannot edit username_claim at the "
+        "provider. Required for the claims users can often edit (preferred_username, …).",
     )
     username_map: dict[str, str] = Field(
         default_factory=dict,
-        description="Claim value -> Unix username, for users whose IdP name differs from "
-        "their HPC account. Others keep the claim value.",
+        description="Exact claim value -> Unix username, for users whose IdP name differs "
+        "from their HPC account. Others keep the claim value, which must then be a Unix "
+        "username itself; nothing is lower-cased.",
     )
     groups_claim: str = Field("groups", min_length=1, description="Claim that lists groups.")
     allowed_groups: list[str] = Field(
         default_factory=list,
-        description="IdP groups (or projects) whose members may log in; empty: anyone the "
-        "provider authenticates, provided they have a Unix account in users.group.",
+        description="IdP groups (or projects) whose members may log in. Empty only with "
+        "allow_all: true.",
+    )
+    allow_all: bool = Field(
+        False,
+        validate_default=True,
+        description="Let in anyone the provider authenticates (still only into a Unix "
+        "account in users.group); then allowed_groups must be empty.",
     )
     admin_groups: list[str] = Field(
         default_factory=list, description="IdP groups whose members are hub admins."
@@ -98,6 +119,21 @@ class OIDCSettings(_Strict):
             raise ValueError(f"client_secret_file: {value!r} must be an absolute path")
         return value
 
+    @field_validator("username_claim_trusted")
+    @classmethod
+    def _claim_users_cannot_edit(cls, value: bool, info) -> bool:
+        claim = info.data.get("username_claim")
+        if claim in EDITABLE_CLAIMS and not value:
+            raise ValueError(
+                f"username_claim is {claim!r}, which users can often change themselves at "
+                "their identity provider, and whoever sets it to another person's name gets "
+                "that person's HPC account; use 'sub' or a directory attribute users cannot "
+                "edit (such as a uid claim from LDAP), or set username_claim_trusted: true if "
+                f"your provider does not let users edit {claim!r} (Keycloak: realm settings, "
+                "'Edit username' off)"
+            )
+        return value
+
     @field_validator("username_map")
     @classmethod
     def _unix_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -107,12 +143,63 @@ class OIDCSettings(_Strict):
                     f"username_map: {claim!r} maps to {username!r}, which is not a Unix "
                     "username (lower-case letters, digits, _ and -; at most 32)"
                 )
+        problems = username_map_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("allow_all")
+    @classmethod
+    def _someone_may_log_in(cls, value: bool, info) -> bool:
+        groups = info.data.get("allowed_groups")
+        if groups is None:  # allowed_groups itself is invalid and reported
+            return value
+        if not groups and not value:
+            raise ValueError(
+                "allowed_groups is empty, so nobody could log in; list the IdP groups whose "
+                "members may use the hub (e.g. allowed_groups: [ai-factory-users]), or set "
+                "allow_all: true to let in everyone the provider authenticates who has a "
+                "Unix account in users.group"
+            )
+        if groups and value:
+            raise ValueError(
+                f"allow_all: true lets in everyone the provider authenticates, so "
+                f"allowed_groups {groups} would have no effect; remove allow_all, or remove "
+                "allowed_groups to let everyone in"
+            )
         return value
 
     @property
     def endpoints_known(self) -> bool:
         """Whether all three endpoints are set, so no discovery is needed."""
         return bool(self.authorize_url and self.token_url and self.userdata_url)
+
+
+def username_map_problems(mapping: dict[str, str]) -> list[str]:
+    """Why ``mapping`` (claim value -> Unix username) is ambiguous, one sentence each.
+
+    Two keys that differ only in case, or two keys for one Unix user, would let two
+    logins reach the same account; both are refused.
+    """
+    problems = []
+    by_folded: dict[str, str] = {}
+    by_user: dict[str, str] = {}
+    for claim, username in mapping.items():
+        other = by_folded.setdefault(claim.casefold(), claim)
+        if other != claim:
+            problems.append(
+                f"username_map: the keys {other!r} and {claim!r} differ only in upper/lower "
+                "case; logins are matched exactly, so keep only the spelling the provider "
+                "sends in username_claim and delete the other"
+            )
+        other = by_user.setdefault(username, claim)
+        if other != claim:
+            problems.append(
+                f"username_map: {other!r} and {claim!r} both map to {username!r}; a Unix "
+                f"account may be reached from one login only, so delete {claim!r} or map it "
+                "to that person's own account"
+            )
+    return problems
 
 
 class AuthSettings(_Strict):

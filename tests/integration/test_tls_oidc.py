@@ -61,7 +61,11 @@ def test_admin_group_makes_a_hub_admin(tls_hub):
         ("mallory", "demo25", "not a member of a group that may use this service"),
         ("ghost", "ghost", "there is no HPC account named 'ghost' on this system"),
         ("rooty", "root", "the HPC account 'root' is not enabled for notebooks"),
-        ("odd", "bad name!", "which is not the name of an HPC account here"),
+        ("odd", "Bad Name!", "which is not the name of an HPC account here"),
+        # an unmapped claim is never case-folded into someone's account (issue 14, 8)
+        ("eve", "demo26", "which is not the name of an HPC account here"),
+        ("eve", "Demo26", "which is not the name of an HPC account here"),
+        ("ada2", "demo18", "differs only in upper/lower case"),
     ],
 )
 def test_refused_logins_get_a_sentence_and_no_server(tls_hub, login, user, sentence):

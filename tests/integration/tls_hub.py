@@ -49,6 +49,8 @@ IDP_USERS = {
     "ghost": ("ghost", ["ai-factory-users"]),  # allowed, but no Unix account
     "rooty": ("root", ["ai-factory-users"]),  # an account outside factorylab-users
     "odd": ("Bad Name!", ["ai-factory-users"]),  # not a Unix username at all
+    "eve": ("Demo26", ["ai-factory-users"]),  # an editable claim, one case away from demo26
+    "ada2": ("Ada.Lovelace@uni.example", ["ai-factory-users"]),  # the map's key, other case
 }
 USERNAME_MAP = {"ada.lovelace@uni.example": "demo18"}
 
@@ -121,6 +123,7 @@ def _site_file(cert: Path, key: Path, secret_file: Path) -> dict:
             "client_secret_file": str(secret_file),
             "scopes": ["openid", "profile", "email", "groups"],
             "username_claim": "preferred_username",
+            "username_claim_trusted": True,  # the test IdP fixes its claims
             "username_map": USERNAME_MAP,
             "allowed_groups": ["ai-factory-users"],
             "admin_groups": ["ai-factory-admins"],

@@ -51,6 +51,7 @@ def _oidc_site(tmp_path, issuer, secret_mode=0o640):
         "client_secret_file": str(secret),
         "username_map": {"ada@uni.example": "ada"},
         "allowed_groups": ["ai-factory-users"],
+        "username_claim_trusted": True,
         "admin_groups": ["ai-factory-admins"],
     }
     return _site_file(tmp_path, auth={"method": "oidc", "oidc": oidc})
