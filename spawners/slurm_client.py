@@ -8,9 +8,11 @@ the queue runs as the hub's own user: one ``squeue --json`` serves every session
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,6 +125,34 @@ class CommandResult:
     stderr: str
 
 
+#: Seconds a timed-out command gets to end after each of SIGTERM and SIGKILL.
+KILL_GRACE = 2.0
+
+
+async def _end(proc: asyncio.subprocess.Process) -> None:
+    """End a timed-out command and its forks, waiting at most ``2 * KILL_GRACE`` s.
+
+    SIGTERM reaches the whole process group; sudo also relays it to the command it
+    runs as the user (which the hub may not signal itself). Python waits for a
+    process's pipes to close, and a fork that survives both signals would keep them
+    open for ever: the wait is bounded, and such a straggler is left to end alone.
+    """
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            proc.send_signal(signum)
+        try:
+            await asyncio.wait_for(proc.wait(), KILL_GRACE)
+            return
+        except TimeoutError:
+            continue
+
+
+def _is_job_id(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 EXTEND_HELPER = "/usr/local/sbin/factorylab-extend"
 
 
@@ -169,6 +199,7 @@ class SlurmClient:
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, so its forks can be ended too
             )
         except OSError as exc:
             raise SlurmError(f"cannot run {argv[0]}: {exc.strerror}") from None
@@ -177,8 +208,7 @@ class SlurmClient:
                 proc.communicate(stdin.encode() if stdin is not None else None), self.timeout
             )
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            await _end(proc)
             raise SlurmError(
                 f"{os.path.basename(argv[-1] if argv[0] == self.sudo else argv[0])} "
                 f"did not answer within {self.timeout:.0f} s",
@@ -203,13 +233,13 @@ class SlurmClient:
         job_id = (
             result.stdout.strip().splitlines()[-1].split(";")[0] if result.stdout.strip() else ""
         )
-        if not job_id.isdigit():
+        if not _is_job_id(job_id):
             raise SlurmError(f"sbatch printed no job id: {result.stdout.strip()[:200]!r}")
         return job_id
 
     async def cancel(self, job_id: str, user: str) -> None:
         """Cancel a job as its owner. Cancelling a job that already ended is not an error."""
-        if not job_id.isdigit():
+        if not _is_job_id(job_id):
             raise SlurmError(f"not a job id: {job_id[:40]!r}")
         try:
             await self.run(self._as_user(user, [self._command("scancel"), job_id]))
@@ -225,7 +255,7 @@ class SlurmClient:
         as Slurm's operator account (never as root) for it: ``helper``, which checks that
         the job is a FactoryLab session.
         """
-        if not job_id.isdigit() or not 0 < minutes < 10**6:
+        if not _is_job_id(job_id) or not 0 < minutes < 10**6:
             raise SlurmError(f"not a job id and time limit: {job_id[:40]!r} {minutes!r}")
         await self.run(self._as_user(self.operator, [helper, job_id, str(minutes)]))
 

@@ -3,11 +3,12 @@
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
-from spawners.slurm_client import SlurmClient, SlurmError, SlurmJob
+from spawners.slurm_client import KILL_GRACE, SlurmClient, SlurmError, SlurmJob
 
 FIXTURE = Path(__file__).parent / "fixtures" / "squeue-22.05.json"
 
@@ -70,6 +71,18 @@ async def test_timeouts_are_transient(fake_bin):
     with pytest.raises(SlurmError, match="did not answer") as info:
         await _client(fake_bin, timeout=0.3).queue()
     assert info.value.transient
+
+
+async def test_the_timeout_holds_when_the_command_forks(fake_bin):
+    """sudo forks the real command: a hung sbatch below it must not outlast the timeout."""
+    # A child that ignores SIGTERM and keeps the pipes open, under a parent that forwards
+    # nothing (as a sudo that cannot relay SIGKILL).
+    _script(fake_bin, "sbatch", "trap '' TERM\nsleep 30 &\nwait\n")
+    began = time.monotonic()
+    with pytest.raises(SlurmError, match="did not answer"):
+        await _client(fake_bin, timeout=0.5).submit("x", "demo01")
+    elapsed = time.monotonic() - began
+    assert elapsed < 0.5 + 2 * KILL_GRACE + 1, f"returned after {elapsed:.1f} s"
 
 
 async def test_queue_parses_real_squeue_json(fake_bin):
