@@ -74,6 +74,17 @@ async def user_entitlements(site: Site, user: str, cluster: ClusterStateCache) -
     return Entitlements(user, groups, partitions, tuple(usable), accounts, reservations)
 
 
+class LinkPrefillsForm(Exception):
+    """A spawn link chose settings: the form shows them and waits for the user's Start."""
+
+    jupyterhub_message = (
+        "The link you followed chose the settings below. Check them and press Start."
+    )
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
+
+
 class SessionOptionsMixin(HasTraits):
     """Site file, entitlements, spawn form and validation for a FactoryLab spawner."""
 
@@ -155,5 +166,12 @@ class SessionOptionsMixin(HasTraits):
         return options_from_form(formdata)
 
     def options_from_query(self, query_data: dict) -> dict:
-        """User options from ``/hub/spawn?opt-profile=...`` (JupyterHub strips ``opt-``)."""
-        return options_from_form(query_data)
+        """``/hub/spawn?opt-profile=...`` fills in the form; it never starts a session.
+
+        A GET can come from any page on the web (a link, an image tag), so it must not
+        submit a job with options an attacker chose. The options prefill the form, and
+        starting takes the form's own same-site POST (with its XSRF token). JupyterHub
+        renders the form when this raises; the exception's message is shown above it.
+        """
+        self.refused_options = options_from_form(query_data)  # what the form shows
+        raise LinkPrefillsForm()

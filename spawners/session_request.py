@@ -107,7 +107,7 @@ def _integer(options: Mapping[str, object], field: str, default: int, low: int, 
     text = _text(options, field)
     if text is None:
         return default
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidRequest(field, f"must be a whole number from {low} to {high}")
     value = int(text)
     if not low <= value <= high:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 
-_MEMORY = re.compile(r"^(\d{1,9})\s*([KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_MEMORY = re.compile(r"^(\d{1,9})\s*([KMGT]?)(?:i?B)?$", re.IGNORECASE | re.ASCII)
 _MEMORY_FACTORS_MIB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 # Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 _WALLTIME = re.compile(
     r"^(?:(?P<days>\d{1,3})-(?P<dh>\d{1,2})(?::(?P<dm>\d{1,2})(?::(?P<ds>\d{1,2}))?)?"
     r"|(?P<h>\d{1,4}):(?P<m>\d{1,2}):(?P<s>\d{1,2})"
-    r"|(?P<mm>\d{1,6})(?::(?P<ms>\d{1,2}))?)$"
+    r"|(?P<mm>\d{1,6})(?::(?P<ms>\d{1,2}))?)$",
+    re.ASCII,
 )
 
 

@@ -182,15 +182,30 @@ def test_reservations_are_offered_only_to_their_users(hub, reservation, session)
     assert squeue_active(["-u", "demo14", "-o", "%v"]) == reservation
 
 
-def test_a_course_link_starts_its_profile(hub, session):
+def test_a_course_link_fills_in_the_form_and_starting_needs_the_post(hub, session):
+    """A GET from any web page (a link, an <img>) must not submit a job (issue 14, 12)."""
     user = "demo16"
     hub.stop(user)
-    link = browser(user).get(
+    visitor = browser(user)
+    link = visitor.get(
         f"{HUB_URL}/hub/spawn?opt-profile=cpu-large", allow_redirects=False, timeout=60
     )
     try:
-        assert link.status_code == 302, link.text[-500:]
-        assert "/hub/spawn-pending/demo16" in link.headers["location"]
+        assert link.status_code == 200, link.text[-500:]
+        assert 'value="cpu-large" autocomplete="off" checked' in link.text
+        assert "The link you followed chose the settings below" in link.text
+        # the attack itself: a cross-site GET with GPU options submits nothing
+        attack = visitor.get(
+            f"{HUB_URL}/hub/spawn?opt-partition=gpu&opt-gpus=1&opt-walltime=00:01:00",
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert attack.status_code == 200 and 'name="gpus"' in attack.text
+        time.sleep(2)
+        assert squeue_active(["-u", user, "-n", "factorylab"]) == ""
+        assert hub.server(user) is None
+        started = post_form(visitor, {"profile": "cpu-large", "customise": ""})
+        assert started.status_code == 302, started.text[-500:]
         hub.wait_ready(user)
         job = job_id_of(user)
         assert squeue_active(["-j", job, "-o", "%P %C %m %l"]) == "cpu 8 16G 8:00:00"

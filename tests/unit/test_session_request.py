@@ -64,6 +64,10 @@ HOSTILE = [
     ({"profile": "$(curl evil)"}, "profile", "not a profile you can use"),
     ({"profile": "gpu-2h", "gpus": 9}, "gpus", "outside"),
     ({"qos": "high"}, "qos", "not a session option"),
+    ({"partition": "gpu", "gpus": "\u00b2"}, "gpus", "whole number"),
+    ({"cpus": "\u0663"}, "cpus", "whole number"),
+    ({"memory": "\u0662G"}, "memory", "not a memory size"),
+    ({"walltime": "\u0661:00:00"}, "walltime", "not a walltime"),
 ]
 
 
