@@ -10,9 +10,11 @@ from spawners.dask_config import (
     DASHBOARD_LINK,
     NODE_ADDRESS,
     SESSION_END,
+    dask_tls_files,
     session_dask_config,
     worker_job_name,
 )
+from spawners.job_script import session_dir
 from spawners.session_request import parse_request
 from spawners.site import Site
 
@@ -43,7 +45,11 @@ def test_defaults_come_from_the_site_file(site):
     assert slurm["walltime"] == "01:00:00"  # dask.walltime, shorter than the 2 h session
     assert "python" not in slurm  # dask-jobqueue's default: the kernel's own interpreter
     assert slurm["log-directory"] == "/home/demo01/.factorylab/dask-logs"
-    assert slurm["scheduler-options"] == {"dashboard_address": "127.0.0.1:0", "host": NODE_ADDRESS}
+    assert slurm["scheduler-options"] == {
+        "dashboard_address": "127.0.0.1:0",
+        "host": NODE_ADDRESS,
+        "protocol": "tls://",
+    }
     assert slurm["interface"] is None
 
 
@@ -102,6 +108,43 @@ def test_dashboard_and_lab_sidebar(site):
         {},
     )
     json.dumps(config)  # it travels as JSON
+
+
+def test_dask_uses_mutual_tls_with_the_sessions_own_files(site):
+    config = session_dask_config(site, parse_request({}, site), "demo03", "gpu-run", "/home/demo03")
+    folder = "/home/demo03/.factorylab/servers/gpu-run/dask-tls"
+    assert folder == session_dir("/home/demo03", "gpu-run") + "/dask-tls"
+    files = dask_tls_files(session_dir("/home/demo03", "gpu-run"))
+    assert files == {
+        "ca": f"{folder}/ca.crt",
+        "cert": f"{folder}/session.crt",
+        "key": f"{folder}/session.key",
+    }
+    pair = {"cert": files["cert"], "key": files["key"]}
+    # every Security() built from configuration: scheduler, workers, clients, LocalCluster
+    assert config["distributed"]["comm"] == {
+        "require-encryption": True,
+        "tls": {"ca-file": files["ca"], "scheduler": pair, "worker": pair, "client": pair},
+    }
+    slurm = config["jobqueue"]["slurm"]
+    # SLURMCluster() without a security argument gives its scheduler no protocol ...
+    assert slurm["scheduler-options"]["protocol"] == "tls://"
+    assert slurm["scheduler-options"]["dashboard_address"] == "127.0.0.1:0"
+    # ... and its workers no --tls-* arguments: the configuration adds them
+    assert slurm["worker-extra-args"] == [
+        *("--protocol", "tls"),
+        *("--tls-ca-file", files["ca"]),
+        *("--tls-cert", files["cert"]),
+        *("--tls-key", files["key"]),
+        "--no-dashboard",
+    ]
+    # the Lab sidebar's cluster reads the same configuration: no arguments needed
+    assert config["labextension"]["factory"]["args"] == []
+    assert config["labextension"]["factory"]["kwargs"] == {}
+    other = session_dask_config(site, parse_request({}, site), "demo03", "", "/home/demo03/")
+    assert other["distributed"]["comm"]["tls"]["ca-file"] == (
+        "/home/demo03/.factorylab/servers/default/dask-tls/ca.crt"
+    )
 
 
 @pytest.mark.parametrize(
