@@ -12,9 +12,13 @@ if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || ! command -v op
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv openssl >/dev/null
 fi
-if [[ ! -x $TOOLS/bin/ansible-playbook ]]; then
+# Reinstalled when requirements.txt changes (its checksum is kept beside the venv).
+requirements="$(dirname "$0")/requirements.txt"
+wanted=$(sha256sum <"$requirements")
+if [[ ! -x $TOOLS/bin/ansible-playbook || $(cat "$TOOLS/.requirements" 2>/dev/null) != "$wanted" ]]; then
   echo "Installing ansible-core into $TOOLS…"
   mkdir -p "$(dirname "$TOOLS")"
   /usr/bin/python3 -m venv "$TOOLS"
-  "$TOOLS/bin/pip" install -q -r "$(dirname "$0")/requirements.txt"
+  "$TOOLS/bin/pip" install -q -r "$requirements"
+  echo "$wanted" >"$TOOLS/.requirements"
 fi
