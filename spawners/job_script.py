@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import shlex
@@ -35,6 +37,11 @@ def session_dir(home: str, server_name: str) -> str:
     return f"{home.rstrip('/')}/.factorylab/servers/{server_name or 'default'}"
 
 
+def job_log_dir(home: str, server_name: str) -> str:
+    """The session's log directory: ``~/.factorylab/servers/<server>/logs`` (0700)."""
+    return f"{session_dir(home, server_name)}/logs"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Everything the batch script needs. Built by the spawner from trusted values."""
@@ -43,7 +50,6 @@ class JobSpec:
     server_name: str
     request: SessionRequest
     job_name: str
-    log_path: str
     workdir: str
     home: str
     venv: str
@@ -54,11 +60,17 @@ class JobSpec:
     dask_config: Mapping | None = None
     notebooks: tuple[str, str] | None = None
     tls_files: Mapping[str, str] | None = None
+    signing_key: bytes | None = None
 
     @property
     def session_dir(self) -> str:
         """Per-server directory in the user's home (Dask configuration, certificates)."""
         return session_dir(self.home, self.server_name)
+
+    @property
+    def log_dir(self) -> str:
+        """Where the job writes its log (``job-<id>.log``); private to the user."""
+        return job_log_dir(self.home, self.server_name)
 
     def check(self) -> None:
         """Refuse anything that could break out of an ``#SBATCH`` line or a quote."""
@@ -68,7 +80,7 @@ class JobSpec:
             raise ValueError("server names may use letters, digits, '.', '_' and '-' only")
         if not re.fullmatch(SLURM_NAME, self.job_name):
             raise ValueError(f"job name {self.job_name!r} is not a plain name")
-        paths = [("log path", self.log_path), ("working directory", self.workdir)]
+        paths = [("home", self.home), ("working directory", self.workdir)]
         if self.notebooks is not None:
             paths.append(("notebook source", self.notebooks[0]))
             if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", self.notebooks[1]):
@@ -92,15 +104,51 @@ class JobSpec:
                 raise ValueError(f"environment variable {key} contains control characters")
 
 
+SIGNATURE_PREFIX = "# factorylab-signature: "
+
+
+def sign_script(script: str, key: bytes) -> str:
+    r"""Add the hub's HMAC-SHA256 signature as the script's second line.
+
+    The extend helper (running as SlurmUser) reads the job's script back from Slurm and
+    recomputes the signature over every other line, so it acts only on sessions the hub
+    submitted: a job a user submits by hand, whatever its name and comment, has none.
+
+    >>> signed = sign_script("#!/bin/bash\necho hi\n", b"k")
+    >>> signed.splitlines()[1].startswith(SIGNATURE_PREFIX), verify_script(signed, b"k")
+    (True, True)
+    >>> verify_script(signed.replace("hi", "ho"), b"k")
+    False
+    """
+    first, _, rest = script.partition("\n")
+    line = SIGNATURE_PREFIX + _digest(script, key)
+    return f"{first}\n{line}\n{rest}"
+
+
+def verify_script(script: str, key: bytes) -> bool:
+    """Whether ``script`` carries exactly one valid signature under ``key``."""
+    found = [line for line in script.split("\n") if line.startswith(SIGNATURE_PREFIX)]
+    if len(found) != 1:
+        return False
+    body = "\n".join(line for line in script.split("\n") if line != found[0])
+    return hmac.compare_digest(found[0][len(SIGNATURE_PREFIX) :], _digest(body, key))
+
+
+def _digest(body: str, key: bytes) -> str:
+    canonical = body.rstrip("\n") + "\n"
+    return hmac.new(key.strip(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
 def render_job_script(spec: JobSpec) -> str:
     """Return the batch script for ``spec``.
 
     >>> from spawners.session_request import SessionRequest
     >>> req = SessionRequest("cpu", "base", 0, None, 1, 2048, 3600)
     >>> script = render_job_script(JobSpec("demo01", "", req, "factorylab",
-    ...     "/var/log/factorylab/jobs/demo01-x-%j.log", "/home/demo01", "/home/demo01",
-    ...     "/opt/factorylab/envs/base"))
+    ...     "/home/demo01", "/home/demo01", "/opt/factorylab/envs/base"))
     >>> "#SBATCH --mem=2G" in script and "--gres" not in script
+    True
+    >>> "log_dir=/home/demo01/.factorylab/servers/default/logs" in script
     True
     """
     spec.check()
@@ -118,12 +166,12 @@ def render_job_script(spec: JobSpec) -> str:
     if spec.tls_files:
         # Internal SSL: the session's key pair and CA, written 0600 by the launcher.
         environment["FACTORYLAB_TLS_FILES"] = json.dumps(dict(spec.tls_files), sort_keys=True)
-    return _environment.get_template("session.sh.j2").render(
+    script = _environment.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,
         request=spec.request,
         job_name=spec.job_name,
-        log_path=spec.log_path,
+        log_dir=spec.log_dir,
         workdir=spec.workdir,
         home=spec.home,
         env_bin=venv_bin,
@@ -133,3 +181,4 @@ def render_job_script(spec: JobSpec) -> str:
         environment=environment,
         container=container_prefix(spec.apptainer, spec.binds, spec.request.gpus),
     )
+    return sign_script(script, spec.signing_key) if spec.signing_key else script

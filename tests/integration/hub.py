@@ -15,7 +15,7 @@ import websocket
 import yaml
 
 HUB_URL = os.environ.get("FACTORYLAB_URL", "http://127.0.0.1:8000")
-ADMIN_TOKEN_FILE = Path("/var/lib/factorylab/admin-api.token")
+ADMIN_TOKEN_FILE = Path("/etc/factorylab/admin-api.token")
 
 
 class Hub:

@@ -49,7 +49,11 @@ def test_hub_and_proxy_do_not_run_as_root():
 @pytest.mark.parametrize(
     ("argv", "allowed"),
     [
-        (["sudo", "-n", "-u", "demo01", "/usr/bin/squeue", "-h", "-u", "nobody"], True),
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/sbatch", "--version"], True),
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/scancel", "--version"], True),
+        # the hub reads the queue as itself; as a user it could read their job scripts
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/squeue", "-h", "-u", "nobody"], False),
+        (["sudo", "-n", "-u", "demo01", "/usr/bin/scontrol", "write", "batch_script", "1"], False),
         (["sudo", "-n", "-u", "demo01", "/bin/true"], False),
         (["sudo", "-n", "-u", "demo01", "/bin/bash", "-c", "id"], False),
         (["sudo", "-n", "-u", "root", "/usr/bin/squeue"], False),
@@ -67,7 +71,13 @@ def test_hub_and_proxy_do_not_run_as_root():
 )
 def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
     result = _as_hub(*argv)
-    assert (result.returncode == 0) == allowed, (argv, result.stderr)
+    if allowed:
+        assert result.returncode == 0, (argv, result.stderr)
+    else:  # refused by sudo itself, not merely failed once run
+        assert result.returncode != 0 and "a password is required" in result.stderr, (
+            argv,
+            result.stderr,
+        )
 
 
 def test_the_hub_may_run_nothing_as_root():
@@ -83,9 +93,11 @@ def test_the_operator_command_is_the_extend_helper_and_it_checks_the_job():
     helper = "/usr/local/sbin/factorylab-extend"
     # allowed by sudo as SlurmUser, then refused by the helper: job 1 is no session
     result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1", "60")
-    assert result.returncode == 3 and "not a running FactoryLab session" in result.stderr
+    assert result.returncode == 1 and "is not a running session" in result.stderr
     result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1;id", "60")
-    assert result.returncode == 2 and "usage" in result.stderr
+    assert result.returncode == 1 and "usage" in result.stderr
+    result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1", "100000")
+    assert result.returncode == 1 and "beyond the site's longest session" in result.stderr
     result = _as_hub("sudo", "-n", "/usr/bin/scontrol", "update", "JobId=1", "TimeLimit=60")
     assert result.returncode != 0 and "password is required" in result.stderr
     assert oct(Path(helper).stat().st_mode & 0o777) == "0o755" and Path(helper).owner() == "root"
@@ -100,10 +112,15 @@ def test_slurmctld_runs_as_slurm_user_not_root():
     assert re.search(r"^SlurmUser\s*=\s*slurm\(", config.stdout, re.MULTILINE), config.stdout
 
 
-def test_admin_token_is_root_only():
-    info = os.stat("/var/lib/factorylab/admin-api.token")
-    assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600
-    assert _as_hub("cat", "/var/lib/factorylab/admin-api.token").returncode != 0
+def test_secrets_are_root_only_and_out_of_the_hubs_reach():
+    for path in ("/etc/factorylab/admin-api.token", "/etc/factorylab/proxy.token"):
+        info = os.stat(path)
+        assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600, path
+        assert _as_hub("cat", path).returncode != 0
+    assert not Path("/var/lib/factorylab/admin-api.token").exists()
+    signing = os.stat("/etc/factorylab/session-signing.key")
+    assert signing.st_uid == 0 and stat.S_IMODE(signing.st_mode) == 0o640
+    assert _as_hub("touch", "/etc/factorylab/x").returncode != 0
 
 
 def test_admin_token_has_exactly_the_automation_scopes(hub):
