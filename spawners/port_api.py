@@ -54,6 +54,18 @@ def parse_port_body(body: bytes) -> int:
     return port
 
 
+def _is_own_token(candidate, token: str, token_id: int) -> bool:
+    """Whether the request's token is ``candidate``'s server token.
+
+    The hub knows a server's plain token only until it restarts; after that the
+    session is recognised by the token's database id, which its state keeps.
+    """
+    if candidate.api_token:
+        return hmac.compare_digest(candidate.api_token, token)
+    owns = getattr(candidate, "owns_token", None)
+    return bool(token_id and owns is not None and owns(token_id))
+
+
 def own_spawner(handler: APIHandler, needs: str):
     """The spawner whose own server token authenticated ``handler``'s request.
 
@@ -61,8 +73,10 @@ def own_spawner(handler: APIHandler, needs: str):
     the spawner has no attribute ``needs``.
     """
     token = handler.get_auth_token() or ""
+    orm_token = handler.get_token() if token else None
+    token_id = orm_token.id if orm_token is not None else 0
     for candidate in getattr(handler.current_user, "spawners", {}).values():
-        if candidate.api_token and hmac.compare_digest(candidate.api_token, token):
+        if _is_own_token(candidate, token, token_id):
             if hasattr(candidate, needs):
                 return candidate
             break
@@ -85,6 +99,52 @@ class PortReportHandler(APIHandler):
         self.finish(json.dumps({"port": port}))
 
 
+#: The most of a failing job's log the hub takes: its last lines, at most this many bytes.
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def parse_log_tail_body(body: bytes, lines: int = 20) -> str:
+    r"""The printable last ``lines`` lines of ``{"log_tail": "..."}``; ValueError otherwise.
+
+    >>> parse_log_tail_body(json.dumps({"log_tail": "a\nb\x1b[31m\nc"}).encode(), lines=2)
+    'b[31m\nc'
+    """
+    if len(body) > 2 * LOG_TAIL_BYTES:
+        raise ValueError(f"the log tail must be at most {LOG_TAIL_BYTES} bytes")
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError('the body must be JSON: {"log_tail": <text>}') from None
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"log_tail"}
+        or not isinstance(data["log_tail"], str)
+    ):
+        raise ValueError('the body must be exactly {"log_tail": <text>}')
+    kept = data["log_tail"][-LOG_TAIL_BYTES:].splitlines()[-lines:]
+    return "\n".join("".join(ch for ch in line if ch.isprintable()) for line in kept)
+
+
+class FailureReportHandler(APIHandler):
+    """``POST /hub/api/factorylab/failure``: a failing job's launcher sends its log tail.
+
+    The job's log lives in the user's private home, where the hub never reads: the
+    launcher, which runs as the user, sends the last lines when the server fails to start.
+    """
+
+    @web.authenticated
+    async def post(self) -> None:
+        spawner = own_spawner(self, "accept_log_tail")
+        try:
+            text = parse_log_tail_body(self.request.body)
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        if not spawner.accept_log_tail(text):
+            raise web.HTTPError(409, "this server has no session job")
+        self.set_status(204)
+        self.finish()
+
+
 def handlers() -> list[tuple[str, type]]:
     """Routes to add with ``c.JupyterHub.extra_handlers``."""
-    return [(ROUTE, PortReportHandler)]
+    return [(ROUTE, PortReportHandler), (r"/api/factorylab/failure", FailureReportHandler)]

@@ -120,6 +120,16 @@ class ProfilesSpawner(SessionOptionsMixin, wrapspawner.ProfilesSpawner):
         child = self.child_spawner
         return bool(child is not None and child.accept_port(port))
 
+    def accept_log_tail(self, text: str) -> bool:
+        """Forward a failing job's log tail to the child that runs it."""
+        child = self.child_spawner
+        return bool(child is not None and child.accept_log_tail(text))
+
+    def owns_token(self, token_id: int) -> bool:
+        """Whether ``token_id`` is the running child's server token (after a hub restart)."""
+        child = self.child_spawner
+        return bool(child is not None and child.owns_token(token_id))
+
     @property
     def ended_message(self) -> str:
         """Why the last session ended outside the hub (for the not-running page)."""

@@ -12,6 +12,7 @@ import functools
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -111,6 +112,9 @@ class UserSettings(_Strict):
     )
 
 
+DEMO_PUBLIC_CONSENT = "anyone who can reach this hub may log in as a demo user"
+
+
 class DemoSettings(_Strict):
     """Demo accounts for a local evaluation cluster. Never enable on a real site."""
 
@@ -121,6 +125,11 @@ class DemoSettings(_Strict):
     groups: dict[SlurmName, list[SlurmName]] = Field(
         default_factory=dict,
         description="Extra Unix groups for demo users (to try group_limits and profiles).",
+    )
+    public: str = Field(
+        "",
+        description="Demo users on a public_url that is not loopback are refused unless this "
+        f"says, word for word: {DEMO_PUBLIC_CONSENT!r}.",
     )
 
     @model_validator(mode="after")
@@ -138,6 +147,17 @@ class DemoSettings(_Strict):
 class SlurmSettings(_Strict):
     """How the hub talks to Slurm."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_shared_log_dir(cls, data: object) -> object:
+        if isinstance(data, dict) and "job_log_dir" in data:
+            raise ValueError(
+                "job_log_dir is no longer used: each session writes its log into the user's "
+                "own ~/.factorylab/servers/<server>/logs, where no other user can plant a "
+                "link; delete the key"
+            )
+        return data
+
     bin_dir: str = Field("/usr/bin", description="Where sbatch, squeue, scancel, scontrol live.")
     sudo: str = Field("/usr/bin/sudo", description="sudo, used to submit and cancel as the user.")
     operator: SlurmName = Field(
@@ -148,12 +168,10 @@ class SlurmSettings(_Strict):
     job_name: SlurmName = Field(
         "factorylab", description="Job name of every session job; the hub watches these."
     )
-    job_log_dir: str = Field(
-        "/var/log/factorylab/jobs",
-        description=(
-            "Shared directory for session job logs (mode 3733, group of the hub user), "
-            "so the hub can show a failed job's log without running anything as the user."
-        ),
+    signing_key_file: str = Field(
+        "/etc/factorylab/session-signing.key",
+        description="Key the hub signs session scripts with (root:hub group, 0640). The "
+        "time-limit helper extends only jobs whose script carries a valid signature.",
     )
     poll_interval_active: float = Field(
         1.0, gt=0, le=60, description="Seconds between squeue snapshots while a spawn is pending."
@@ -454,6 +472,18 @@ class Site(_Strict):
     def dask_partition(self) -> Partition:
         """The partition Dask workers go to."""
         return self.partitions[self.dask.partition or self.defaults.partition]
+
+    @model_validator(mode="after")
+    def _demo_stays_local(self) -> Site:
+        host = urlsplit(self.hub.public_url).hostname or ""
+        loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+        if self.demo.enabled and not loopback and self.demo.public != DEMO_PUBLIC_CONSENT:
+            raise ValueError(
+                f"demo.enabled: demo users share one published password, and public_url "
+                f"{self.hub.public_url} is reachable from beyond this machine; set "
+                f"demo.enabled: false, or say demo.public: {DEMO_PUBLIC_CONSENT!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _defaults_exist(self) -> Site:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pwd
-import secrets
+import socket
 import time
-from collections import deque
 from pathlib import Path
 
 import batchspawner
+from jupyterhub import orm
 from traitlets import Any, Dict, Float, Integer, List, Unicode, default
 
 from .dask_config import session_dask_config, worker_job_name
@@ -29,9 +28,18 @@ from .job_script import JobSpec, render_job_script, session_dir
 from .pending_reasons import pending_message
 from .session_options import SessionOptionsMixin
 from .session_request import InvalidRequest, SessionRequest, parse_request
+from .session_target import local_addresses, target_problem
 from .site import Site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
 from .units import format_walltime
+
+
+def server_token_id(db, token: str) -> int:
+    """The database id of a server's API token (0 if there is none)."""
+    if db is None or not token:
+        return 0
+    found = orm.APIToken.find(db, token)
+    return found.id if found is not None else 0
 
 
 class SessionError(Exception):
@@ -58,15 +66,6 @@ def shared_monitor(site: Site) -> JobMonitor:
         )
     _monitors[key].orphan_grace = site.slurm.orphan_grace
     return _monitors[key]
-
-
-def tail(path: str, lines: int) -> list[str]:
-    """The last ``lines`` lines of a text file, or ``[]`` if it cannot be read."""
-    try:
-        with open(path, errors="replace") as handle:
-            return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
-    except OSError:
-        return []
 
 
 KEPT_STATE = ("ended_message", "accepted_options")
@@ -108,7 +107,17 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
     accepted_options = Dict(
         help="The last user options that passed validation (state; what a plain Start reuses)."
     )
-    job_log = Unicode(help="Path of this session job's log (state).")
+    job_log = Unicode(help="Path of this session job's log, in the user's home (state).")
+    log_tail = Unicode(
+        "",
+        help="The last lines of the job's log, as the job's launcher reported them when its "
+        "server failed to start (memory only). The hub never opens a file in a user's home.",
+    )
+    api_token_id = Integer(
+        0,
+        help="Database id of this session's server token (state), so the session's own "
+        "reports are recognised after a hub restart, when the plain token is no longer known.",
+    )
     kernel_activity = Float(
         0.0, help="Epoch seconds of the session's last kernel activity, as it reported (state)."
     )
@@ -153,6 +162,8 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             state["job_log"] = self.job_log
         if self.submitted_at:
             state["submitted_at"] = self.submitted_at
+        if self.api_token_id:
+            state["api_token_id"] = self.api_token_id
         if self.ended_message:
             state["ended_message"] = self.ended_message
         if self.accepted_options:
@@ -167,6 +178,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         super().load_state(state)
         self.job_log = state.get("job_log", "")
         self.submitted_at = state.get("submitted_at", 0)
+        self.api_token_id = int(state.get("api_token_id") or 0)
         self.ended_message = state.get("ended_message", "")
         self.accepted_options = state.get("accepted_options", {})
         self.kernel_activity = float(state.get("kernel_activity") or 0.0)
@@ -180,7 +192,9 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             self.monitor.release(self.job_id)
         super().clear_state()
         self.job_log = ""
+        self.log_tail = ""
         self.submitted_at = 0
+        self.api_token_id = 0
         self.kernel_activity = 0.0
         self.idle_limit = None
 
@@ -192,7 +206,18 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         future.set_result(port)
         return True
 
-    def job_spec(self, request, log_path: str) -> JobSpec:
+    def accept_log_tail(self, text: str) -> bool:
+        """Called by the failure endpoint: the launcher's last log lines (it is failing)."""
+        if not self.job_id:
+            return False
+        self.log_tail = text
+        return True
+
+    def owns_token(self, token_id: int) -> bool:
+        """Whether ``token_id`` is this running session's server token."""
+        return bool(self.job_id and self.api_token_id and token_id == self.api_token_id)
+
+    def job_spec(self, request) -> JobSpec:
         """Build the batch-script inputs from trusted values."""
         account = pwd.getpwnam(self.user.name)
         image = self.site.images[request.image]
@@ -207,7 +232,6 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             server_name=self.name,
             request=request,
             job_name=self.site.slurm.job_name,
-            log_path=log_path,
             workdir=account.pw_dir,
             home=account.pw_dir,
             venv=image.venv,
@@ -226,7 +250,16 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 else None
             ),
             tls_files=self._tls_files or None,
+            signing_key=self.signing_key(),
         )
+
+    def signing_key(self) -> bytes | None:
+        """The key session scripts are signed with (None, and a warning, if unreadable)."""
+        try:
+            return Path(self.site.slurm.signing_key_file).read_bytes().strip() or None
+        except OSError as exc:
+            self.log.warning("Session scripts go unsigned; extending will be refused: %s", exc)
+            return None
 
     async def move_certs(self, paths: dict) -> dict:
         """Internal SSL: send the session's certificates with its job, into its own home.
@@ -252,9 +285,9 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         self.idle_limit = idle_limit(site, request)
         self.kernel_activity = time.time()
         self._port_future = asyncio.get_running_loop().create_future()
-        nonce = secrets.token_hex(8)
-        log_path = os.path.join(site.slurm.job_log_dir, f"{self.user.name}-{nonce}-%j.log")
-        script = render_job_script(self.job_spec(request, log_path))
+        spec = self.job_spec(request)
+        script = render_job_script(spec)
+        self.api_token_id = server_token_id(self.db, self.api_token)
         submission = asyncio.ensure_future(self.slurm.submit(script, self.user.name))
         try:
             self.job_id = await asyncio.shield(submission)
@@ -273,7 +306,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 )
             ) from None
         self.monitor.claim(self.job_id)
-        self.job_log = log_path.replace("%j", self.job_id)
+        self.job_log = f"{spec.log_dir}/job-{self.job_id}.log"
         self.submitted_at = int(time.time())
         self.log.info("Submitted session job %s for %s (%s)", self.job_id, self.user.name, request)
         self.monitor.mark_starting(self.job_id)
@@ -282,6 +315,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             job = await self._running_job()
         finally:
             self.monitor.mark_settled(self.job_id)
+        await self._check_target(job.batch_host, port)
         self.ip, self.port = job.batch_host, port
         self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
         return self.ip, self.port
@@ -318,6 +352,27 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                     )
                 )
 
+    async def _check_target(self, host: str, port: int) -> None:
+        """Refuse a port that is not the session's own server (the hub's, another user's)."""
+        loop = asyncio.get_running_loop()
+        try:
+            address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0][4][0]
+        except OSError as exc:
+            message = f"The hub cannot resolve your session's node {host}: {exc}"
+            raise SessionError(message) from None
+        uid = pwd.getpwnam(self.user.name).pw_uid
+        problem = await loop.run_in_executor(
+            None, lambda: target_problem(address, port, uid, local_addresses())
+        )
+        if problem:
+            self.log.warning("Session job %s of %s: %s", self.job_id, self.user.name, problem)
+            with contextlib.suppress(SlurmError):
+                await self.slurm.cancel(self.job_id, self.user.name)
+            raise SessionError(
+                f"Your session job {self.job_id} reported a port the hub will not use: "
+                f"{problem}. The job was cancelled; start again."
+            )
+
     async def _running_job(self) -> SlurmJob:
         """The job's record once Slurm shows it running (it has reported its port)."""
         newer_than = None
@@ -343,10 +398,12 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             if job.reason and job.reason != "None":
                 details.append(f"reason {job.reason}")
             head = f"Your session job {self.job_id} {what} ({', '.join(details)})."
-        lines = tail(self.job_log, self.log_tail_lines) if self.job_log else []
+        lines = self.log_tail.splitlines()[-self.log_tail_lines :]
         if lines:
             return head + " Last lines of its log:\n" + "\n".join(lines)
-        return head + " It wrote no log."
+        if self.job_log:
+            return head + f" Its log, if it wrote one, is {self.job_log}."
+        return head
 
     async def poll(self) -> int | None:
         """None while the job is pending or running; its exit status once it ended.

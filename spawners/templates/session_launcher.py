@@ -1,24 +1,33 @@
-"""Runs inside a session job (stdlib only, any Python 3.8+ image).
+"""Runs inside a session job (stdlib only, any Python 3.8+ image; the Dask certificates
+also need ``cryptography``, which every image has: jupyterhub requires it, via certipy).
 
-Writes the session's Dask configuration (if the hub sent one), picks a free port,
-starts the single-user server on it, and reports the port to the hub only once the
-server accepts connections, so the hub's first readiness check succeeds instead of
-backing off. Then it waits for the server, passing on signals, and exits with the
-server's status.
+Makes the session's Dask TLS files and writes its Dask configuration (if the hub sent
+one), picks a free port, starts the single-user server on it, and reports the port to
+the hub only once the server accepts connections, so the hub's first readiness check
+succeeds instead of backing off. Then it waits for the server, passing on signals, and
+exits with the server's status.
 """
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import ssl
+import stat
 import sys
 import time
 import urllib.parse
 import urllib.request
 
 LISTEN_TIMEOUT = 300
+#: Dask certificates outlast any session, even extended: their CA is made for one job and
+#: its key never leaves memory, so the expiry is no part of the protection.
+DASK_TLS_DAYS = 366
+LOG_TAIL_BYTES = 64 * 1024
+PORT_TRIES = 5
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def node_address():
@@ -51,17 +60,128 @@ def write_dask_config(started):
     print(f"FactoryLab: Dask configuration for SLURMCluster() in {path}", flush=True)
 
 
+def make_dask_certificates(names, addresses, days=DASK_TLS_DAYS):
+    """A new CA and one certificate it signs, for servers and clients alike (PEM bytes).
+
+    Returns ``{"ca": ..., "cert": ..., "key": ...}``; the CA's key is dropped, so it never
+    signs anything else. Distributed checks no host names; the node's go in all the same.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Python 3.8+)
+    job = os.environ.get("SLURM_JOB_ID") or f"pid {os.getpid()}"
+    label = f"FactoryLab Dask {os.environ.get('USER') or os.getuid()} job {job}"
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label[:56] + " CA")])
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    unused = "content_commitment key_encipherment data_encipherment key_agreement"
+    unused = dict.fromkeys((unused + " encipher_only decipher_only").split(), False)
+
+    def sign(subject, public_key, ca, *extensions):
+        builder = x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+        builder = builder.public_key(public_key).serial_number(x509.random_serial_number())
+        builder = builder.not_valid_before(now - datetime.timedelta(hours=1))  # nodes' clocks
+        builder = builder.not_valid_after(now + datetime.timedelta(days=days))
+        usage = x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **unused)
+        builder = builder.add_extension(x509.BasicConstraints(ca, 0 if ca else None), True)
+        builder = builder.add_extension(usage, True)
+        for extension in (x509.SubjectKeyIdentifier.from_public_key(public_key), *extensions):
+            builder = builder.add_extension(extension, False)
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    alternative = [x509.DNSName(name) for name in names]
+    alternative += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    roles = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert = sign(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label[:64])]),
+        key.public_key(),
+        False,
+        x509.ExtendedKeyUsage(roles),
+        x509.SubjectAlternativeName(alternative),
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+    )
+    pem = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    return {
+        "ca": sign(ca_name, ca_key.public_key(), True),
+        "cert": cert,
+        "key": key.private_bytes(*pem, serialization.NoEncryption()),
+    }
+
+
+def write_private_files(directory, files):
+    """Write ``files`` (``{name: bytes}``) as 0600 files into ``directory``, made 0700.
+
+    The directory must be this user's and no symbolic link; each file is written under a
+    new temporary name, then renamed over the old one: no write follows a link.
+    """
+    os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    if os.path.islink(directory):
+        raise OSError(f"{directory} is a symbolic link: no certificates written there")
+    folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.fstat(folder).st_uid != os.geteuid():
+            raise OSError(f"{directory} is another user's: no certificates written there")
+        os.fchmod(folder, 0o700)
+        for name, data in files.items():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f".{name}.tmp", dir_fd=folder)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(f".{name}.tmp", flags, 0o600, dir_fd=folder), "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(data)
+            os.replace(f".{name}.tmp", name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def write_dask_tls():
+    """Make this job's Dask CA, certificate and key where the Dask configuration names them.
+
+    First the previous job's configuration goes (it names the previous job's files): if
+    this fails, the session has no Dask configuration rather than a stale one.
+    """
+    text = os.environ.get("FACTORYLAB_DASK_CONFIG", "")
+    directory = os.environ.get("DASK_CONFIG")
+    if not text or not directory:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, "factorylab-session.yaml"))
+    tls = json.loads(text).get("distributed", {}).get("comm", {}).get("tls")
+    if not tls:
+        return
+    paths = {"ca": tls["ca-file"], **tls["scheduler"]}  # the same pair for every role
+    folder = os.path.dirname(paths["ca"])
+    if any(tls[role] != tls["scheduler"] for role in ("worker", "client")) or not (
+        os.path.isabs(folder) and {os.path.dirname(p) for p in paths.values()} == {folder}
+    ):
+        raise ValueError("the Dask TLS files are not one CA, certificate and key in one folder")
+    names = {socket.gethostname(), os.environ.get("SLURMD_NODENAME") or "", "localhost"}
+    plain = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+    names = sorted(n for n in names if n and set(n.lower()) <= plain)
+    pems = make_dask_certificates(names, sorted({node_address(), "127.0.0.1"}))
+    write_private_files(folder, {os.path.basename(paths[kind]): pems[kind] for kind in pems})
+    print(f"FactoryLab: Dask TLS certificates (a CA made for this job) in {folder}", flush=True)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("", 0))
         return sock.getsockname()[1]
 
 
-def report_port(port):
-    url = os.environ["JUPYTERHUB_API_URL"].rstrip("/") + "/factorylab/port"
+def post_to_hub(route, payload):
+    """POST ``payload`` (JSON) to the hub's FactoryLab API with the server's own token."""
+    url = os.environ["JUPYTERHUB_API_URL"].rstrip("/") + "/factorylab/" + route
     request = urllib.request.Request(
         url,
-        data=json.dumps({"port": port}).encode(),
+        data=json.dumps(payload).encode(),
         headers={
             "Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"],
             "Content-Type": "application/json",
@@ -75,6 +195,66 @@ def report_port(port):
             os.environ["JUPYTERHUB_SSL_CERTFILE"], os.environ["JUPYTERHUB_SSL_KEYFILE"]
         )
     urllib.request.urlopen(request, timeout=60, context=context).read()
+
+
+def log_tail(limit=LOG_TAIL_BYTES):
+    """The end of this job's own log (the hub never reads the user's files)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        descriptor = os.open(os.environ["FACTORYLAB_JOB_LOG"], flags)
+    except (KeyError, OSError):
+        return ""
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return ""
+        handle.seek(max(0, os.fstat(descriptor).st_size - limit))
+        return handle.read(limit).decode(errors="replace")
+
+
+def fail(message):
+    """Tell the hub the last lines of the log (so the user sees why), then exit."""
+    print(message, flush=True)
+    try:
+        post_to_hub("failure", {"log_tail": log_tail()})
+    except Exception as exc:
+        print(f"FactoryLab: could not send the log's last lines to the hub: {exc}", flush=True)
+    sys.exit(message)
+
+
+def listening_sockets(port):
+    """Inodes of the sockets listening on TCP ``port`` in this node's network namespace."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def open_sockets(pid):
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    directory = f"/proc/{pid}/fd"
+    for name in os.listdir(directory):
+        try:
+            target = os.readlink(os.path.join(directory, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def holds_port(pid, port):
+    """Whether ``pid`` holds every listener on ``port``: nobody else squats on it."""
+    listeners = listening_sockets(port)
+    return bool(listeners) and listeners <= open_sockets(pid)
 
 
 def write_tls_files():
@@ -126,52 +306,86 @@ def deliver_notebooks():
         print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
 
 
-def main():
-    started = time.time()
-    server, args = sys.argv[1], sys.argv[2:]
-    write_tls_files()  # before anything talks to the hub: it needs the client certificate
-    try:
-        write_dask_config(started)
-    except (OSError, ValueError) as exc:
-        print(f"FactoryLab: no Dask configuration for this session: {exc}", flush=True)
-    try:
-        deliver_notebooks()
-    except OSError as exc:
-        print(f"FactoryLab: the starter notebooks were not copied: {exc}", flush=True)
-    port = free_port()
-    probe_host = "127.0.0.1"
-    service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
-    if service_url:
-        parts = urllib.parse.urlsplit(service_url)
-        if parts.hostname not in (None, "", "0.0.0.0", "::"):
-            probe_host = parts.hostname
-        netloc = f"{parts.hostname}:{port}"
-        os.environ["JUPYTERHUB_SERVICE_URL"] = parts._replace(netloc=netloc).geturl()
-    sys.stdout.flush()
+def start_server(server, args):
+    """Start the server on a free port that it alone holds; return (pid, port).
 
-    child = os.fork()
-    if child == 0:
-        os.execv(server, [server, f"--port={port}", *args])
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, lambda signum, _frame: os.kill(child, signum))
+    Another user on the node can see the port in ``ps`` and bind it first. The server
+    never moves to another port by itself (``port_retries=0``), and the port is
+    reported only once this server holds every listener on it; a squatted port is
+    given up for a fresh one.
+    """
+    for _ in range(PORT_TRIES):
+        port = free_port()
+        probe_host = "127.0.0.1"
+        service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+        if service_url:
+            parts = urllib.parse.urlsplit(service_url)
+            if parts.hostname not in (None, "", "0.0.0.0", "::"):
+                probe_host = parts.hostname
+            netloc = f"{parts.hostname}:{port}"
+            os.environ["JUPYTERHUB_SERVICE_URL"] = parts._replace(netloc=netloc).geturl()
+        sys.stdout.flush()
+        child = os.fork()
+        if child == 0:
+            # The port travels in JUPYTERHUB_SERVICE_URL, which only this user can read;
+            # a --port=N argument would show in every user's `ps`.
+            port_arg = [] if service_url else [f"--port={port}"]
+            os.execv(server, [server, *port_arg, "--ServerApp.port_retries=0", *args])
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+        ):
+            signal.signal(signum, lambda signum, _frame, child=child: os.kill(child, signum))
+        if wait_until_listening(child, probe_host, port):
+            if holds_port(child, port):
+                return child, port
+            os.kill(child, signal.SIGTERM)
+            os.waitpid(child, 0)
+        elif not listening_sockets(port):
+            fail("FactoryLab: the server exited before it listened")
+        print(f"FactoryLab: port {port} is taken by another process; trying another", flush=True)
+    fail(f"FactoryLab: no free port that this server alone holds after {PORT_TRIES} tries")
 
+
+def wait_until_listening(child, host, port):
+    """True once ``host:port`` accepts connections; False if the server exited first."""
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while True:
         pid, status = os.waitpid(child, os.WNOHANG)
         if pid:
             code = os.waitstatus_to_exitcode(status)
-            sys.exit(f"FactoryLab: the server exited (status {code}) before it listened")
+            print(f"FactoryLab: the server exited (status {code}) before it listened", flush=True)
+            return False
         try:
-            socket.create_connection((probe_host, port), timeout=0.5).close()
-            break
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
         except OSError:
             if time.monotonic() > deadline:
                 os.kill(child, signal.SIGTERM)
-                sys.exit(f"FactoryLab: the server did not listen within {LISTEN_TIMEOUT} s")
+                fail(f"FactoryLab: the server did not listen within {LISTEN_TIMEOUT} s")
             time.sleep(0.05)
 
+
+def main():
+    started = time.time()
+    server, args = sys.argv[1], sys.argv[2:]
+    write_tls_files()  # before anything talks to the hub: it needs the client certificate
     try:
-        report_port(port)
+        write_dask_tls()  # before the configuration that names the files
+        write_dask_config(started)
+    except (ImportError, KeyError, OSError, ValueError) as exc:
+        os.environ.pop("FACTORYLAB_DASK_CONFIG", None)
+        print(f"FactoryLab: no Dask configuration for this session: {exc}", flush=True)
+    try:
+        deliver_notebooks()
+    except OSError as exc:
+        print(f"FactoryLab: the starter notebooks were not copied: {exc}", flush=True)
+    child, port = start_server(server, args)
+    try:
+        post_to_hub("port", {"port": port})
     except Exception as exc:
         os.kill(child, signal.SIGTERM)
         sys.exit(f"FactoryLab: could not report the session port to the hub: {exc}")

@@ -14,7 +14,6 @@ def _spec(site, options=None, **overrides):
         server_name="",
         request=parse_request(options or {}, site),
         job_name="factorylab",
-        log_path="/var/log/factorylab/jobs/demo01-abc-%j.log",
         workdir="/home/demo01",
         home="/home/demo01",
         venv="/opt/factorylab/envs/base",
@@ -65,7 +64,7 @@ def test_script_is_valid_bash(site):
     [
         ({"user": "root;id"}, "user name"),
         ({"server_name": "a\n#SBATCH"}, "server names"),
-        ({"log_path": "/tmp/x\n#SBATCH --account=y"}, "log path"),
+        ({"home": "/tmp/x\n#SBATCH --account=y"}, "home"),
         ({"workdir": "relative/dir"}, "working directory"),
         ({"environment": {"BAD NAME": "x"}}, "variable name"),
         ({"environment": {"TOKEN": "x\n#SBATCH --account=evil"}}, "control characters"),
@@ -80,7 +79,7 @@ def test_untrusted_spec_values_are_refused(site, override, words):
 def test_launcher_is_embedded_verbatim(site):
     script = render_job_script(_spec(site))
     assert re.search(r"<<'FACTORYLAB_LAUNCHER'\n", script)
-    assert "def report_port" in script and script.rstrip().endswith("FACTORYLAB_LAUNCHER")
+    assert "def start_server" in script and script.rstrip().endswith("FACTORYLAB_LAUNCHER")
 
 
 def test_account_and_reservation_lines_come_from_the_checked_request(site):
@@ -99,7 +98,7 @@ def test_apptainer_images_run_with_nv_on_gpus_and_the_site_binds(site):
     script = render_job_script(
         _spec(site, request=gpu, apptainer="/images/pytorch.sif", binds=["/scratch", "/data:/d"])
     )
-    launch = next(line for line in script.splitlines() if line.startswith("exec "))
+    launch = next(line for line in script.splitlines() if line.startswith("exec apptainer"))
     assert launch.startswith(
         "exec apptainer exec --nv --bind /scratch --bind /data:/d /images/pytorch.sif "
         "/opt/factorylab/envs/base/bin/python -I - "
@@ -119,7 +118,12 @@ def test_dask_config_travels_to_the_launcher(site):
     assert "export FACTORYLAB_WALLTIME_SECONDS=7200" in script
     assert "export FACTORYLAB_DASK_DEADLINE_MARGIN=60" in script
     exported = subprocess.run(
-        ["bash", "-c", script.split("\necho ")[0] + '\nprintf %s "$FACTORYLAB_DASK_CONFIG"'],
+        [
+            "bash",
+            "-c",
+            script.split("\n# The job writes its own log")[0]
+            + '\nprintf %s "$FACTORYLAB_DASK_CONFIG"',
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -138,3 +142,13 @@ def test_starter_notebooks_go_to_the_home_folder(site):
         render_job_script(_spec(site, notebooks=("/opt/factorylab/notebooks", "../../etc")))
     with pytest.raises(ValueError, match="notebook source"):
         render_job_script(_spec(site, notebooks=("relative/path", "starters")))
+
+
+def test_job_writes_its_own_private_log(site):
+    """No shared log directory: Slurm's output goes nowhere, the job logs into its home."""
+    script = render_job_script(_spec(site, server_name="gpu"))
+    assert "--output=/dev/null" in _sbatch_options(script)
+    assert "log_dir=/home/demo01/.factorylab/servers/gpu/logs" in script
+    assert "umask 0077" in script and "umask 0022" not in script
+    body = script.split("log_dir=", 1)[1]
+    assert 'mkdir -p -m 0700 "$log_dir"' in body and "! -L $log_dir" in body

@@ -1,6 +1,8 @@
 """The in-job launcher, run for real against a fake server and a local hub API."""
 
 import json
+import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -18,8 +20,9 @@ LAUNCHER = Path(__file__).resolve().parents[2] / "spawners" / "templates" / "ses
 FAKE_SERVER = textwrap.dedent(
     """\
     #!{python}
-    import signal, socket, sys, time
-    port = int([a for a in sys.argv if a.startswith("--port=")][0].split("=")[1])
+    import os, signal, socket, sys, time, urllib.parse
+    # like jupyterhub-singleuser: the port comes from JUPYTERHUB_SERVICE_URL
+    port = urllib.parse.urlsplit(os.environ["JUPYTERHUB_SERVICE_URL"]).port
     time.sleep(0.5)  # a slow start, like JupyterLab's imports
     sock = socket.socket(); sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port)); sock.listen()
@@ -43,7 +46,7 @@ class Hub:
                 try:
                     socket.create_connection(("127.0.0.1", body["port"]), timeout=1).close()
                     listening = True
-                except OSError:
+                except (KeyError, OSError):
                     listening = False
                 hub.reports.append((self.path, self.headers["Authorization"], body, listening))
                 self.send_response(status)
@@ -83,20 +86,70 @@ def _launch(fake_server, hub, **extra_env):
     )
 
 
-def test_reports_the_port_only_once_the_server_listens(fake_server):
-    hub = Hub()
-    proc = _launch(fake_server, hub)
+def _launch_until_reported(server, hub, timeout: float = 10):
+    """Start the launcher for ``server`` and wait for its first report to ``hub``."""
+    proc = _launch(server, hub)
     proc.stdin.write(LAUNCHER.read_text())
     proc.stdin.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while not hub.reports and time.monotonic() < deadline:
         time.sleep(0.05)
+    return proc
+
+
+def test_reports_the_port_only_once_the_server_listens(fake_server):
+    hub = Hub()
+    proc = _launch_until_reported(fake_server, hub)
     path, auth, body, listening = hub.reports[0]
     assert path == "/hub/api/factorylab/port" and auth == "token secret"
     assert set(body) == {"port"} and listening
+    assert "--port" not in Path(f"/proc/{_server_pid(proc.pid)}/cmdline").read_text()
     proc.send_signal(signal.SIGTERM)  # passed on to the server, whose status is kept
     assert proc.wait(timeout=10) == 7
     hub.server.shutdown()
+
+
+def _server_pid(launcher_pid: int) -> int:
+    children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    return int(children[0])
+
+
+SQUATTED_SERVER = textwrap.dedent(
+    """\
+    #!{python}
+    import os, socket, subprocess, sys, time, urllib.parse
+    port = urllib.parse.urlsplit(os.environ["JUPYTERHUB_SERVICE_URL"]).port
+    marker = {marker!r}
+    if not os.path.exists(marker):
+        # another user's process grabs the port first; JupyterLab (port_retries=0) exits
+        open(marker, "w").write(str(port))
+        subprocess.Popen([sys.executable, "-c", (
+            "import socket, time; s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {{port}})); s.listen(); time.sleep(30)")])
+        time.sleep(0.5)
+        sys.exit("The port %d is already in use" % port)
+    sock = socket.socket(); sock.bind(("127.0.0.1", port)); sock.listen()
+    while True:
+        conn, _ = sock.accept(); conn.close()
+    """
+)
+
+
+def test_a_squatted_port_is_given_up_for_one_the_server_alone_holds(tmp_path):
+    marker = tmp_path / "squatted-port"
+    server = tmp_path / "jupyterhub-singleuser"
+    server.write_text(SQUATTED_SERVER.format(python=sys.executable, marker=str(marker)))
+    server.chmod(0o755)
+    hub = Hub()
+    proc = _launch_until_reported(server, hub, timeout=15)
+    try:
+        assert hub.reports, proc.stdout.read() if proc.poll() is not None else "no report"
+        _, _, body, listening = hub.reports[0]
+        assert body["port"] != int(marker.read_text()) and listening
+    finally:
+        proc.kill()
+        subprocess.run(["pkill", "-f", f"s.bind\\(\\('127.0.0.1', {marker.read_text()}\\)"])
+        hub.server.shutdown()
 
 
 def test_a_hub_refusal_stops_the_server(fake_server):
@@ -190,3 +243,92 @@ def test_writes_the_internal_ssl_files_private(tmp_path):
     assert oct(certs.stat().st_mode & 0o777) == "0o700"
     for name in ("session.key", "ca.crt"):
         assert oct((certs / name).stat().st_mode & 0o777) == "0o600"
+
+
+def _dask_session(site, tmp_path):
+    """The hub's Dask configuration for a session in ``tmp_path/home``, and its folders."""
+    from spawners.dask_config import session_dask_config
+    from spawners.job_script import session_dir
+    from spawners.session_request import parse_request
+
+    home = tmp_path / "home"
+    config = session_dask_config(site, parse_request({}, site), "demo01", "", str(home))
+    session = Path(session_dir(str(home), ""))
+    session.mkdir(parents=True)
+    env = {
+        "FACTORYLAB_DASK_CONFIG": json.dumps(config),
+        "DASK_CONFIG": str(session / "dask"),
+        "FACTORYLAB_WALLTIME_SECONDS": "3600",
+        "PATH": "/usr/bin:/bin",
+    }
+    return env, session
+
+
+def _write_dask_files(env):
+    """Run the launcher's Dask steps as the job does (``-I``, the image's interpreter)."""
+    code = LAUNCHER.read_text().replace('if __name__ == "__main__":\n    main()', "")
+    code += "\nwrite_dask_tls()\nwrite_dask_config(time.time())\n"
+    return subprocess.run(
+        [sys.executable, "-I", "-"], input=code, text=True, env=env, capture_output=True
+    )
+
+
+def test_dask_tls_files_are_private_and_new_for_each_job(site, tmp_path):
+    env, session = _dask_session(site, tmp_path)
+    folder = session / "dask-tls"
+    first = _write_dask_files(env)
+    assert first.returncode == 0, first.stderr
+    assert f"Dask TLS certificates (a CA made for this job) in {folder}" in first.stdout
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert sorted(p.name for p in folder.iterdir()) == ["ca.crt", "session.crt", "session.key"]
+    for path in folder.iterdir():
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert b"PRIVATE KEY" in (folder / "session.key").read_bytes()
+    written = json.loads((session / "dask" / "factorylab-session.yaml").read_text())
+    assert written["distributed"]["comm"]["tls"]["ca-file"] == str(folder / "ca.crt")
+    before = {name: (folder / name).read_bytes() for name in ("ca.crt", "session.key")}
+    (folder / "ca.crt").chmod(0o644)
+    folder.chmod(0o755)
+    assert _write_dask_files(env).returncode == 0  # the next job: a new CA and key
+    assert all((folder / name).read_bytes() != pem for name, pem in before.items())
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "ca.crt").stat().st_mode & 0o777) == "0o600"
+
+
+def test_dask_tls_refuses_a_symlinked_folder(site, tmp_path):
+    env, session = _dask_session(site, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (session / "dask-tls").symlink_to(elsewhere)
+    (session / "dask").mkdir()
+    stale = session / "dask" / "factorylab-session.yaml"
+    stale.write_text("{}\n")  # the previous job's
+    done = _write_dask_files(env)
+    assert done.returncode != 0 and "is a symbolic link" in done.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not stale.exists()  # no configuration naming files that are not this job's
+
+
+def test_dask_tls_refuses_a_folder_of_another_user(site, tmp_path, monkeypatch):
+    env, session = _dask_session(site, tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    launcher = runpy.run_path(str(LAUNCHER))
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # the folder is not "ours"
+    with pytest.raises(OSError, match="another user's"):
+        launcher["write_dask_tls"]()
+    assert list((session / "dask-tls").iterdir()) == []
+
+
+def test_dask_tls_files_replace_links_never_write_through_them(site, tmp_path):
+    env, session = _dask_session(site, tmp_path)
+    folder = session / "dask-tls"
+    folder.mkdir(mode=0o755)
+    victim = tmp_path / "victim"
+    victim.write_text("not a key\n")
+    (folder / "session.key").symlink_to(victim)
+    (folder / ".session.key.tmp").symlink_to(victim)
+    assert _write_dask_files(env).returncode == 0
+    assert victim.read_text() == "not a key\n"
+    assert not (folder / "session.key").is_symlink()
+    assert oct((folder / "session.key").stat().st_mode & 0o777) == "0o600"

@@ -114,6 +114,24 @@ def _broken(mutate):
             ".sif",
         ),
         (lambda d: d["slurm"].update(availability_interval=0), "availability_interval", "0"),
+        (
+            lambda d: d["hub"].update(public_url="https://hub.example.org"),
+            "demo.enabled",
+            "demo.public: 'anyone who can reach this hub may log in as a demo user'",
+        ),
+        (
+            lambda d: (
+                d["hub"].update(public_url="http://10.1.2.3:8000"),
+                d["demo"].update(public="yes"),
+            ),
+            "demo.enabled",
+            "set demo.enabled: false",
+        ),
+        (
+            lambda d: d["slurm"].update(job_log_dir="/var/log/factorylab/jobs"),
+            "slurm",
+            "job_log_dir is no longer used",
+        ),
     ],
 )
 def test_invalid_site_names_key_and_fix(mutate, key, words):
@@ -122,6 +140,13 @@ def test_invalid_site_names_key_and_fix(mutate, key, words):
     message = str(info.value)
     assert message.startswith("site.yaml: invalid site file")
     assert key in message and words in message, message
+
+
+def test_demo_users_on_a_public_url_need_the_admins_words():
+    data = yaml.safe_load(LOCAL.read_text())
+    data["hub"]["public_url"] = "https://hub.example.org"
+    data["demo"]["public"] = "anyone who can reach this hub may log in as a demo user"
+    assert parse_site(data, "site.yaml").demo.enabled
 
 
 def test_unreadable_and_non_yaml_files(tmp_path):

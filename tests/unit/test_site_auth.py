@@ -19,7 +19,15 @@ OIDC = {
     "issuer": "https://idp.example.org/realms/ai-factory",
     "client_id": "factorylab",
     "client_secret_file": "/etc/factorylab/oidc-client-secret",
+    "username_claim_trusted": True,
+    "allowed_groups": ["ai-factory-users"],
 }
+
+
+def _oidc_error(base: dict, oidc: dict) -> str:
+    with pytest.raises(SiteFileError) as error:
+        parse_site(_with(base, auth={"method": "oidc", "oidc": oidc}), "site.yaml")
+    return str(error.value)
 
 
 def test_pam_is_the_default(site):
@@ -31,7 +39,63 @@ def test_a_keycloak_style_oidc_section_is_valid(base):
     oidc = site.auth.oidc
     assert oidc.scopes == ["openid", "profile", "email"]
     assert oidc.username_claim == "preferred_username" and oidc.groups_claim == "groups"
+    assert oidc.username_claim_trusted and not oidc.allow_all
     assert not oidc.endpoints_known  # discovered at hub start
+
+
+@pytest.mark.parametrize("claim", ["preferred_username", "name", "nickname", "given_name", None])
+def test_a_claim_users_can_edit_needs_the_admins_word(base, claim):
+    oidc = {key: value for key, value in OIDC.items() if key != "username_claim_trusted"}
+    if claim:  # None: the default, preferred_username
+        oidc["username_claim"] = claim
+    message = _oidc_error(base, oidc)
+    shown = claim or "preferred_username"
+    assert f"auth.oidc.username_claim_trusted: username_claim is {shown!r}" in message
+    assert "users can often change themselves at their identity provider" in message
+    assert "use 'sub' or a directory attribute" in message
+    assert "or set username_claim_trusted: true if your provider does not let" in message
+    trusted = parse_site(_with(base, auth={"method": "oidc", "oidc": {**oidc, **OIDC}}))
+    assert trusted.auth.oidc.username_claim_trusted
+
+
+def test_a_claim_users_cannot_edit_needs_no_statement(base):
+    oidc = {**OIDC, "username_claim": "sub", "username_claim_trusted": False}
+    site = parse_site(_with(base, auth={"method": "oidc", "oidc": oidc}))
+    assert site.auth.oidc.username_claim == "sub"
+
+
+def test_username_map_keys_equal_but_for_case_are_refused(base):
+    username_map = {"Ada.Lovelace@uni.example": "demo18", "ada.lovelace@uni.example": "demo19"}
+    message = _oidc_error(base, {**OIDC, "username_map": username_map})
+    assert (
+        "auth.oidc.username_map: username_map: the keys 'Ada.Lovelace@uni.example' and "
+        "'ada.lovelace@uni.example' differ only in upper/lower case" in message
+    )
+    assert "keep only the spelling the provider sends in username_claim" in message
+
+
+def test_two_logins_for_one_unix_account_are_refused(base):
+    username_map = {"ada@uni.example": "demo18", "lovelace@uni.example": "demo18"}
+    message = _oidc_error(base, {**OIDC, "username_map": username_map})
+    assert "'ada@uni.example' and 'lovelace@uni.example' both map to 'demo18'" in message
+    assert "delete 'lovelace@uni.example' or map it to that person's own account" in message
+
+
+def test_empty_allowed_groups_needs_allow_all(base):
+    oidc = {**OIDC, "allowed_groups": []}
+    message = _oidc_error(base, oidc)
+    assert "auth.oidc.allow_all: allowed_groups is empty, so nobody could log in" in message
+    assert "or set allow_all: true to let in everyone the provider authenticates" in message
+    both = _oidc_error(base, {**oidc, "username_claim_trusted": False})  # reported together
+    assert "username_claim_trusted: username_claim is" in both and "nobody could" in both
+    site = parse_site(_with(base, auth={"method": "oidc", "oidc": {**oidc, "allow_all": True}}))
+    assert site.auth.oidc.allow_all and site.auth.oidc.allowed_groups == []
+
+
+def test_allow_all_with_allowed_groups_is_a_contradiction(base):
+    message = _oidc_error(base, {**OIDC, "allow_all": True})
+    assert "auth.oidc.allow_all: allow_all: true lets in everyone" in message
+    assert "allowed_groups ['ai-factory-users'] would have no effect" in message
 
 
 @pytest.mark.parametrize(
@@ -63,6 +127,7 @@ def test_http_issuer_is_accepted_on_loopback_only(base):
 
 
 def test_tls_and_internal_ssl_settings(base):
+    base = _with(base, demo={"enabled": False})  # a public URL: no demo users
     hub = {**base["hub"], "public_url": "https://hub.example.org", "internal_ssl": True}
     site = parse_site(_with(base, hub={**hub, "tls_cert_file": "/c", "tls_key_file": "/k"}))
     assert site.hub.internal_ssl
