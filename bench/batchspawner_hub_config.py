@@ -1,6 +1,34 @@
 # Plain batchspawner 1.3 on the same cluster, for comparison only (make bench).
-# Configured the way its README suggests, with absolute paths so that it starts at all.
+# Configured the way its README suggests, with absolute paths so that it starts at all,
+# and made safe to run on a shared machine: it runs as an unprivileged account
+# (bench/common.py), listens on loopback only, logs in with a random password, and its
+# job API takes a port and nothing else (batchspawner's own handler sets any attribute
+# a job posts, such as the commands the hub runs as root).
+import json
 import os
+
+import batchspawner.api
+from jupyterhub.apihandlers import default_handlers
+from tornado import web
+
+from spawners.port_api import own_spawner, parse_port_body
+
+
+class PortOnlyHandler(batchspawner.api.BatchSpawnerAPIHandler):
+    """batchspawner's route, but the only thing a job may set is its own server's port."""
+
+    @web.authenticated
+    def post(self):
+        spawner = own_spawner(self, "port")
+        try:
+            spawner.port = parse_port_body(self.request.body)
+        except ValueError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        self.set_status(201)
+        self.finish(json.dumps({"message": "BatchSpawner data configured"}))
+
+
+default_handlers[:] = [route for route in default_handlers if route[0] != r"/api/batchspawner"]
 
 c = get_config()  # noqa: F821
 env = os.environ["BENCH_ENV"]
@@ -13,7 +41,10 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state}/cookie_secret"
 c.JupyterHub.pid_file = f"{state}/jupyterhub.pid"
 c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.extra_handlers = [(r"/api/batchspawner", PortOnlyHandler)]
 c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = os.environ["BENCH_PASSWORD"]  # random, per run
 c.SlurmSpawner.batchspawner_singleuser_cmd = f"{env}/bin/batchspawner-singleuser"
 c.Spawner.cmd = [f"{env}/bin/jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"

@@ -136,36 +136,82 @@ def ensure_batchspawner_env() -> None:
     )
 
 
+BENCH_USER = "factorylab-bench"
+BENCH_SUDOERS = Path("/etc/sudoers.d/factorylab-bench")
+
+
+def ensure_bench_account() -> None:
+    """The unprivileged account the comparison hub runs as, and its sudo rule.
+
+    batchspawner submits with ``sudo -E -u USER sbatch`` (the job's token travels in the
+    environment), so its rule needs SETENV; it holds only while the bench runs.
+    """
+    try:
+        pwd.getpwnam(BENCH_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BENCH_USER],
+            check=True,
+        )
+    slurm = ", ".join(f"/usr/bin/{verb}" for verb in ("sbatch", "squeue", "scancel"))
+    rule = f"{BENCH_USER} ALL=(%factorylab-users) NOPASSWD:SETENV: {slurm}\n"
+    staged = BENCH_SUDOERS.with_suffix(".tmp")
+    staged.write_text(rule)
+    staged.chmod(0o440)
+    subprocess.run(["visudo", "-cqf", str(staged)], check=True)
+    staged.replace(BENCH_SUDOERS)
+
+
 class BatchspawnerHub:
-    """A throwaway JupyterHub with plain batchspawner, run as root on ports 8100/8181."""
+    """A throwaway JupyterHub with plain batchspawner, on loopback ports 8100/8181.
+
+    It runs as :data:`BENCH_USER`, never root; its users log in with a password made
+    for this run, and its job API accepts only a port (batchspawner_hub_config.py).
+    """
+
+    def __init__(self, build_env: bool = True):
+        self.build_env = build_env  # the jobs' environment; not needed to log in
 
     def __enter__(self) -> Hub:
-        ensure_batchspawner_env()
+        if self.build_env:
+            ensure_batchspawner_env()
+        ensure_bench_account()
+        account = pwd.getpwnam(BENCH_USER)
         self.state = tempfile.mkdtemp(prefix="factorylab-bench-")
+        os.chown(self.state, account.pw_uid, account.pw_gid)
         token = secrets.token_hex(32)
+        self.password = secrets.token_urlsafe(24)
         env = dict(
-            os.environ,
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            LANG=os.environ.get("LANG", "C.UTF-8"),
+            HOME=self.state,
             BENCH_ENV=str(BATCHSPAWNER_ENV),
             BENCH_STATE=self.state,
             BENCH_TOKEN=token,
+            BENCH_PASSWORD=self.password,
             BENCH_CHP=str(CHP),
             CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
         )
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.log = open(RESULTS / "batchspawner-hub.log", "w")
+        config = Path(self.state) / "jupyterhub_config.py"  # the repo may be root's alone
+        shutil.copyfile(Path(__file__).parent / "batchspawner_hub_config.py", config)
         self.process = subprocess.Popen(
-            [
-                str(HUB_VENV / "bin" / "jupyterhub"),
-                "-f",
-                str(Path(__file__).parent / "batchspawner_hub_config.py"),
-            ],
+            [str(HUB_VENV / "bin" / "jupyterhub"), "-f", str(config)],
             cwd=self.state,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
         )
         hub = Hub(token, url="http://127.0.0.1:8100")
-        wait_http(f"{hub.url}/hub/api/", timeout=60)
+        try:
+            wait_http(f"{hub.url}/hub/api/", timeout=60)
+        except BaseException:
+            self.__exit__(TimeoutError, None, None)
+            raise
         return hub
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -176,6 +222,7 @@ class BatchspawnerHub:
         self.process.terminate()
         self.process.wait(timeout=30)
         self.log.close()
+        BENCH_SUDOERS.unlink(missing_ok=True)
         subprocess.run(["scancel", "--name=spawner-jupyterhub"], check=False)
         shutil.rmtree(self.state, ignore_errors=True)
 

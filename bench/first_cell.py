@@ -76,12 +76,12 @@ def factorylab_run(playwright, hub: Hub, user: str) -> float:
     return elapsed
 
 
-def batchspawner_run(playwright, hub: Hub, user: str) -> float:
+def batchspawner_run(playwright, hub: Hub, user: str, password: str) -> float:
     hub.stop(user)
     with chromium(playwright) as page:
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", user)
-        page.fill("#password_input", "any")  # its dummy authenticator
+        page.fill("#password_input", password)  # its dummy authenticator's, for this run
         page.click("#login_submit")
         began = time.perf_counter()
         page.goto(f"{hub.url}/hub/spawn")  # no form: the request starts the server
@@ -114,12 +114,13 @@ def main() -> int:
     for user in users.values():
         place_notebook(user)
     samples: dict[str, list[float]] = {name: [] for name in users}
-    with sync_playwright() as playwright, BatchspawnerHub() as batchspawner:
+    comparison = BatchspawnerHub()
+    with sync_playwright() as playwright, comparison as batchspawner:
         runs = {
             "floor": lambda: floor_run(playwright, users["floor"]),
             "factorylab": lambda: factorylab_run(playwright, factorylab, users["factorylab"]),
             "batchspawner": lambda: batchspawner_run(
-                playwright, batchspawner, users["batchspawner"]
+                playwright, batchspawner, users["batchspawner"], comparison.password
             ),
         }
         for run in runs.values():  # warm-up (page cache, kernel imports), not counted
