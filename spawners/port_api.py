@@ -145,6 +145,34 @@ class FailureReportHandler(APIHandler):
         self.finish()
 
 
+class EndedReportHandler(APIHandler):
+    """``POST /hub/api/factorylab/ended``: the session's server has exited.
+
+    The launcher holds the freed port meanwhile, and the hub drops the proxy's route at
+    once rather than at its next queue snapshot: no other user on the node can bind the
+    port and receive the user's requests (and their cookie) in between. The session is
+    marked stopped, with why it ended, by the next poll as before.
+    """
+
+    @web.authenticated
+    async def post(self) -> None:
+        spawner = own_spawner(self, "slurm_session")
+        if spawner.ready:
+            self.log.info(
+                "%s's server %r exited; dropping its route", spawner.user.name, spawner.name
+            )
+            await self.proxy.delete_user(self.current_user, spawner.name)
+            session = spawner.slurm_session()
+            if session is not None:
+                session.server_exited()  # the next poll then marks it stopped, with why
+        self.set_status(204)
+        self.finish()
+
+
 def handlers() -> list[tuple[str, type]]:
     """Routes to add with ``c.JupyterHub.extra_handlers``."""
-    return [(ROUTE, PortReportHandler), (r"/api/factorylab/failure", FailureReportHandler)]
+    return [
+        (ROUTE, PortReportHandler),
+        (r"/api/factorylab/failure", FailureReportHandler),
+        (r"/api/factorylab/ended", EndedReportHandler),
+    ]

@@ -33,36 +33,29 @@ def listener_uids(port: int, tables: Iterable[str] = _TABLES) -> set[int]:
     return uids
 
 
-def local_addresses() -> set[str]:
-    """Addresses of this host: loopback, and whatever its own name resolves to."""
-    found = {"127.0.0.1", "::1"}
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(str(info[4][0]))
-    except OSError:
-        pass
-    return found
+def is_local(address: str) -> bool:
+    """Whether ``address`` (an IP) belongs to this host: only then can it be bound here."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
-def is_local(address: str, local: set[str]) -> bool:
-    """Whether ``address`` (an IP) is this host."""
-    return address in local or address.startswith("127.")
-
-
-def target_problem(
-    address: str, port: int, uid: int, local: set[str], uids: set[int] | None = None
-) -> str | None:
+def target_problem(address: str, port: int, uid: int, uids: set[int] | None = None) -> str | None:
     """Why the proxy must not send a session's traffic to ``address:port``; None if fine.
 
     ``uids`` are the owners of the port's listeners on this host (read from /proc when
     not given).
 
-    >>> target_problem("10.0.0.5", 8888, 1001, {"127.0.0.1"})
-    >>> target_problem("127.0.0.1", 8081, 1001, {"127.0.0.1"}, uids={998})
+    >>> target_problem("192.0.2.7", 8888, 1001)
+    >>> target_problem("127.0.0.1", 8081, 1001, uids={998})
     'port 8081 on this host is not served by your session'
-    >>> target_problem("127.0.0.1", 40001, 1001, {"127.0.0.1"}, uids={1001})
+    >>> target_problem("127.0.0.1", 40001, 1001, uids={1001})
     """
-    if not is_local(address, local):
+    if not is_local(address):
         return None
     owners = listener_uids(port) if uids is None else uids
     if owners != {uid}:

@@ -19,7 +19,16 @@ UNIX_USERNAME = r"^[a-z_][a-z0-9_-]{0,31}$"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Standard OIDC claims that users can often edit themselves at their identity provider.
 EDITABLE_CLAIMS = frozenset(
-    {"preferred_username", "name", "nickname", "given_name", "family_name", "middle_name"}
+    {
+        "preferred_username",
+        "name",
+        "nickname",
+        "given_name",
+        "family_name",
+        "middle_name",
+        "email",  # editable in Keycloak's account console by default
+        "upn",
+    }
 )
 
 

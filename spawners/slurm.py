@@ -28,7 +28,7 @@ from .job_script import JobSpec, render_job_script, session_dir
 from .pending_reasons import pending_message
 from .session_options import SessionOptionsMixin
 from .session_request import InvalidRequest, SessionRequest, parse_request
-from .session_target import local_addresses, target_problem
+from .session_target import target_problem
 from .site import Site
 from .slurm_client import SlurmClient, SlurmError, SlurmJob
 from .units import format_walltime
@@ -40,6 +40,20 @@ def server_token_id(db, token: str) -> int:
         return 0
     found = orm.APIToken.find(db, token)
     return found.id if found is not None else 0
+
+
+def revoke_server_token(db, token_id: int, user: str) -> None:
+    """Delete a server token the hub no longer holds in plain text (after a restart).
+
+    JupyterHub deletes a server's token by its value when the server stops; after a hub
+    restart it no longer knows the value, and the token would stay valid for ever.
+    """
+    if db is None:
+        return
+    found = db.query(orm.APIToken).filter_by(id=token_id).first()
+    if found is not None and found.user is not None and found.user.name == user:
+        db.delete(found)
+        db.commit()
 
 
 class SessionError(Exception):
@@ -190,6 +204,9 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
         """Forget the job (but not why it ended, nor the accepted options)."""
         if self.job_id:
             self.monitor.release(self.job_id)
+            self.monitor.mark_settled(self.job_id)
+        if self.api_token_id and not self.api_token:
+            revoke_server_token(self.db, self.api_token_id, self.user.name)
         super().clear_state()
         self.job_log = ""
         self.log_tail = ""
@@ -212,6 +229,11 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             return False
         self.log_tail = text
         return True
+
+    def server_exited(self) -> None:
+        """The job says its server exited: watch the queue closely until its job ends."""
+        if self.job_id:
+            self.monitor.mark_starting(self.job_id)
 
     def owns_token(self, token_id: int) -> bool:
         """Whether ``token_id`` is this running session's server token."""
@@ -315,8 +337,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
             job = await self._running_job()
         finally:
             self.monitor.mark_settled(self.job_id)
-        await self._check_target(job.batch_host, port)
-        self.ip, self.port = job.batch_host, port
+        self.ip, self.port = await self._check_target(job.batch_host, port), port
         self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
         return self.ip, self.port
 
@@ -352,18 +373,23 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                     )
                 )
 
-    async def _check_target(self, host: str, port: int) -> None:
-        """Refuse a port that is not the session's own server (the hub's, another user's)."""
+    async def _check_target(self, host: str, port: int) -> str:
+        """The address the proxy may use for the session; refuse a port that is not its own.
+
+        The node's name is resolved once, to IPv4 (where the server listens), and that
+        address is what the proxy gets: a name resolving to another family as well would
+        let another user on the node listen there (``[::1]:port``) and take the route.
+        With internal SSL the name stays, since the certificates name hosts.
+        """
         loop = asyncio.get_running_loop()
         try:
-            address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0][4][0]
+            infos = await loop.getaddrinfo(host, port, family=socket.AF_INET)
         except OSError as exc:
             message = f"The hub cannot resolve your session's node {host}: {exc}"
             raise SessionError(message) from None
+        address = infos[0][4][0]
         uid = pwd.getpwnam(self.user.name).pw_uid
-        problem = await loop.run_in_executor(
-            None, lambda: target_problem(address, port, uid, local_addresses())
-        )
+        problem = await loop.run_in_executor(None, target_problem, address, port, uid)
         if problem:
             self.log.warning("Session job %s of %s: %s", self.job_id, self.user.name, problem)
             with contextlib.suppress(SlurmError):
@@ -372,6 +398,7 @@ class SlurmSpawner(SessionOptionsMixin, batchspawner.SlurmSpawner):
                 f"Your session job {self.job_id} reported a port the hub will not use: "
                 f"{problem}. The job was cancelled; start again."
             )
+        return host if self.site.hub.internal_ssl else address
 
     async def _running_job(self) -> SlurmJob:
         """The job's record once Slurm shows it running (it has reported its port)."""

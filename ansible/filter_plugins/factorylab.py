@@ -31,7 +31,8 @@ def slurm_limits(site_data: dict) -> dict:
 
     ``partitions``: each partition's MaxTime in minutes; ``qos``: one QOS per partition
     (its per-job ceilings) and one per group limit, each with ``tres`` (MaxTRESPerJob),
-    ``minutes`` (MaxWall) and ``flags``; ``max_minutes``: the longest session of any partition.
+    ``minutes`` (MaxWall) and ``flags``; ``deny_qos``: per partition, the group QOS that
+    may not use it; ``max_minutes``: the longest session of any partition.
     """
     site = _site(site_data)
     qos: dict[str, dict] = {}
@@ -44,26 +45,42 @@ def slurm_limits(site_data: dict) -> dict:
             "minutes": _minutes(part.max_walltime),
             "flags": "DenyOnLimit",
         }
+    deny: dict[str, list[str]] = {name: [] for name in site.partitions}
     for group, limit in site.group_limits.items():
-        tres = []
-        if limit.max_cpus is not None:
-            tres.append(f"cpu={limit.max_cpus}")
-        if limit.max_memory is not None:
-            tres.append(f"mem={limit.max_memory}M")
-        if limit.max_gpus is not None:
-            tres.append(f"gres/gpu={limit.max_gpus}")
-        longest = max(p.max_walltime for p in site.partitions.values())
+        allowed = [site.partitions[n] for n in limit.partitions or site.partitions]
+        for name in site.partitions:
+            if limit.partitions and name not in limit.partitions:
+                deny[name].append(group)
         qos[group] = {
-            "tres": ",".join(tres) or "cpu=-1",
-            "minutes": _minutes(limit.max_walltime or longest),
-            # a group's limits are tighter than its partitions': they must win
+            "tres": _group_tres(limit, allowed),
+            "minutes": _minutes(_tightest(limit.max_walltime, [p.max_walltime for p in allowed])),
+            # OverPartQOS: the group's limits win over its partitions' QOS. Slurm cannot cap
+            # a group per partition, so each limit is the group's, capped at the largest
+            # of its partitions' (where one partition's cap is lower, the hub's is tighter)
             "flags": "DenyOnLimit,OverPartQOS",
         }
     return {
         "partitions": {n: _minutes(p.max_walltime) for n, p in site.partitions.items()},
+        "deny_qos": deny,
         "qos": qos,
         "max_minutes": max(_minutes(p.max_walltime) for p in site.partitions.values()),
     }
+
+
+def _tightest(group_value: int | None, partition_values: list[int]) -> int:
+    """The group's value, but never more than the largest of its partitions' values."""
+    ceiling = max(partition_values)
+    return ceiling if group_value is None else min(group_value, ceiling)
+
+
+def _group_tres(limit, partitions: list) -> str:
+    tres = [
+        f"cpu={_tightest(limit.max_cpus, [p.max_cpus for p in partitions])}",
+        f"mem={_tightest(limit.max_memory, [p.max_memory for p in partitions])}M",
+    ]
+    gpu_caps = [p.max_gpus for p in partitions if p.kind == "gpu"]
+    tres.append(f"gres/gpu={_tightest(limit.max_gpus, gpu_caps) if gpu_caps else 0}")
+    return ",".join(tres)
 
 
 def demo_associations(site_data: dict) -> list[dict]:

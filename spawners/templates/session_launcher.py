@@ -1,11 +1,9 @@
 """Runs inside a session job (stdlib only, any Python 3.8+ image; the Dask certificates
 also need ``cryptography``, which every image has: jupyterhub requires it, via certipy).
 
-Makes the session's Dask TLS files and writes its Dask configuration (if the hub sent
-one), picks a free port, starts the single-user server on it, and reports the port to
-the hub only once the server accepts connections, so the hub's first readiness check
-succeeds instead of backing off. Then it waits for the server, passing on signals, and
-exits with the server's status.
+Makes the session's Dask TLS files and configuration, starts the single-user server on
+a port that it alone holds, and reports the port to the hub once the server listens (or
+the log's tail, if it fails). Then it waits for the server, passing on signals.
 """
 
 import contextlib
@@ -123,11 +121,11 @@ def write_private_files(directory, files):
     with contextlib.suppress(FileExistsError):
         os.mkdir(directory, 0o700)
     if os.path.islink(directory):
-        raise OSError(f"{directory} is a symbolic link: no certificates written there")
+        raise OSError(f"{directory} is a symbolic link: no keys written there")
     folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if os.fstat(folder).st_uid != os.geteuid():
-            raise OSError(f"{directory} is another user's: no certificates written there")
+            raise OSError(f"{directory} is another user's: no keys written there")
         os.fchmod(folder, 0o700)
         for name, data in files.items():
             with contextlib.suppress(FileNotFoundError):
@@ -179,15 +177,9 @@ def free_port():
 def post_to_hub(route, payload):
     """POST ``payload`` (JSON) to the hub's FactoryLab API with the server's own token."""
     url = os.environ["JUPYTERHUB_API_URL"].rstrip("/") + "/factorylab/" + route
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={
-            "Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"],
-            "Content-Type": "application/json",
-        },
-        method="POST",
-    )
+    token, kind = os.environ["JUPYTERHUB_API_TOKEN"], "application/json"
+    headers = {"Authorization": "token " + token, "Content-Type": kind}
+    request = urllib.request.Request(url, json.dumps(payload).encode(), headers, method="POST")
     context = None
     if os.environ.get("JUPYTERHUB_SSL_CLIENT_CA"):
         context = ssl.create_default_context(cafile=os.environ["JUPYTERHUB_SSL_CLIENT_CA"])
@@ -239,16 +231,11 @@ def listening_sockets(port):
 
 def open_sockets(pid):
     """Inodes of the sockets process ``pid`` holds open."""
-    inodes = set()
-    directory = f"/proc/{pid}/fd"
-    for name in os.listdir(directory):
-        try:
-            target = os.readlink(os.path.join(directory, name))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
+    links = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+    return {link[8:-1] for link in links if link.startswith("socket:[")}
 
 
 def holds_port(pid, port):
@@ -261,12 +248,7 @@ def write_tls_files():
     """Internal SSL: write the session's key pair and the CA the hub sent (0600, 0700 dir)."""
     files = json.loads(os.environ.pop("FACTORYLAB_TLS_FILES", "") or "{}")
     for path, text in files.items():
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        os.chmod(os.path.dirname(path), 0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)  # also when the file was there before
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        write_private_files(os.path.dirname(path), {os.path.basename(path): text.encode()})
 
 
 def deliver_notebooks():
@@ -306,6 +288,16 @@ def deliver_notebooks():
         print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
 
 
+CHILD = [0]  # the server being started or run: where signals to the launcher go
+
+
+def forward_signal(signum, _frame):
+    """Pass a signal on to the current server (one that already ended is no error)."""
+    with contextlib.suppress(ProcessLookupError):
+        if CHILD[0]:
+            os.kill(CHILD[0], signum)
+
+
 def start_server(server, args):
     """Start the server on a free port that it alone holds; return (pid, port).
 
@@ -322,7 +314,8 @@ def start_server(server, args):
             parts = urllib.parse.urlsplit(service_url)
             if parts.hostname not in (None, "", "0.0.0.0", "::"):
                 probe_host = parts.hostname
-            netloc = f"{parts.hostname}:{port}"
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            netloc = f"{host}:{port}"
             os.environ["JUPYTERHUB_SERVICE_URL"] = parts._replace(netloc=netloc).geturl()
         sys.stdout.flush()
         child = os.fork()
@@ -331,14 +324,7 @@ def start_server(server, args):
             # a --port=N argument would show in every user's `ps`.
             port_arg = [] if service_url else [f"--port={port}"]
             os.execv(server, [server, *port_arg, "--ServerApp.port_retries=0", *args])
-        for signum in (
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGHUP,
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-        ):
-            signal.signal(signum, lambda signum, _frame, child=child: os.kill(child, signum))
+        CHILD[0] = child
         if wait_until_listening(child, probe_host, port):
             if holds_port(child, port):
                 return child, port
@@ -370,6 +356,8 @@ def wait_until_listening(child, host, port):
 
 
 def main():
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward_signal)
     started = time.time()
     server, args = sys.argv[1], sys.argv[2:]
     write_tls_files()  # before anything talks to the hub: it needs the client certificate
@@ -392,6 +380,13 @@ def main():
     print(f"FactoryLab: server listening on port {port}, reported to the hub", flush=True)
 
     _, status = os.waitpid(child, 0)
+    # Hold the port while the hub drops the route: another user could take it otherwise.
+    with socket.socket() as holder, contextlib.suppress(Exception):
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            holder.bind(("", port))
+            holder.listen()
+        post_to_hub("ended", {})
     code = os.waitstatus_to_exitcode(status)
     sys.exit(code if code >= 0 else 128 - code)
 

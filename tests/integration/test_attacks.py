@@ -236,6 +236,36 @@ def test_a_session_keeps_its_reports_across_a_hub_restart(hub, session):
     assert time.monotonic() - began > 90
     assert hub.server(user) and hub.server(user)["ready"], "a busy session was culled"
     assert proxied(hub, user, "api/status", user_token).status_code == 200
+    # once the session stops, its server token is revoked, although the hub no longer
+    # knew it in plain text after the restart
+    hub.stop(user)
+    stale = requests.get(f"{HUB_URL}/hub/api/user", headers=headers, timeout=10)
+    assert stale.status_code == 403, stale.text
+
+
+def _proxy_routes() -> dict:
+    token = Path("/etc/factorylab/proxy.token").read_text().strip()
+    return requests.get(
+        "http://127.0.0.1:8001/api/routes", headers={"Authorization": f"token {token}"}, timeout=10
+    ).json()
+
+
+def test_a_server_that_exits_loses_its_route_at_once(hub, session):
+    """The review of issue 14, 3: between a server's exit and the hub's next snapshot,
+    another user could bind the freed port and receive the user's requests."""
+    user = "demo31"
+    session(user, {"partition": "cpu"})
+    assert f"/user/{user}" in _proxy_routes()
+    token = hub.user_token(user)
+    proxied(hub, user, "api/shutdown", token, method="POST")  # File > Shut Down
+    began = time.monotonic()
+    while f"/user/{user}" in _proxy_routes():
+        assert time.monotonic() - began < 5, "the route outlived the server"
+        time.sleep(0.2)
+    # and the hub marks it stopped soon after (it watches the queue closely meanwhile)
+    while hub.server(user) is not None:
+        assert time.monotonic() - began < 15, "the hub did not notice the end"
+        time.sleep(0.5)
 
 
 def test_sessions_create_private_files(hub, session):

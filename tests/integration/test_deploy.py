@@ -4,6 +4,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,12 @@ def _as_hub(*argv):
 
 
 def test_second_make_up_changes_nothing():
+    # Issue 14, 5: the hub's account wrote `x;touch /root/…` into the token file in its
+    # state directory, and the next `make up` ran it as root. Nothing there is read now.
+    proof = Path("/root/factorylab-pwned")
+    proof.unlink(missing_ok=True)
+    planted = _as_hub("sh", "-c", f"printf 'x;touch {proof}' > /var/lib/factorylab/admin-api.token")
+    assert planted.returncode == 0, planted.stderr
     result = subprocess.run(
         ["make", "-s", "up"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
@@ -30,6 +37,8 @@ def test_second_make_up_changes_nothing():
     assert recap.group(1) == "0", "\n".join(changed)
     assert "FactoryLab is up: http://127.0.0.1:8000" in result.stdout
     assert "demo01" in result.stdout
+    assert not proof.exists(), "make up ran what the hub's account wrote"
+    Path("/var/lib/factorylab/admin-api.token").unlink()
 
 
 @pytest.fixture(autouse=True)
@@ -96,11 +105,58 @@ def test_the_operator_command_is_the_extend_helper_and_it_checks_the_job():
     assert result.returncode == 1 and "is not a running session" in result.stderr
     result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1;id", "60")
     assert result.returncode == 1 and "usage" in result.stderr
-    result = _as_hub("sudo", "-n", "-u", "slurm", helper, "1", "100000")
-    assert result.returncode == 1 and "beyond the site's longest session" in result.stderr
     result = _as_hub("sudo", "-n", "/usr/bin/scontrol", "update", "JobId=1", "TimeLimit=60")
     assert result.returncode != 0 and "password is required" in result.stderr
     assert oct(Path(helper).stat().st_mode & 0o777) == "0o755" and Path(helper).owner() == "root"
+
+
+def test_the_extend_helper_refuses_a_job_the_hub_did_not_submit():
+    """A user can name and label their own job like a session; it has no hub signature."""
+    job = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "demo05",
+            "--",
+            "sbatch",
+            "--parsable",
+            "--output=/dev/null",
+            "--job-name=factorylab",
+            "--comment=factorylab:demo05:default",
+            "-p",
+            "cpu",
+            "--mem=100M",
+            "-t",
+            "10",
+            "--wrap",
+            "sleep 300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout.strip()
+    try:
+        for _ in range(60):
+            state = subprocess.run(
+                ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True
+            ).stdout.strip()
+            if state == "RUNNING":
+                break
+            time.sleep(0.5)
+        helper = "/usr/local/sbin/factorylab-extend"
+        result = _as_hub("sudo", "-n", "-u", "slurm", helper, job, "100000")
+        assert "beyond the longest session of partition cpu (480)" in result.stderr
+        result = _as_hub("sudo", "-n", "-u", "slurm", helper, job, "20")
+        assert result.returncode == 1 and "was not submitted by the hub" in result.stderr, (
+            result.stderr
+        )
+        limit = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%l"], capture_output=True, text=True
+        ).stdout.strip()
+        assert limit == "10:00", limit
+    finally:
+        subprocess.run(["scancel", job], check=False)
 
 
 def test_slurmctld_runs_as_slurm_user_not_root():
@@ -117,7 +173,6 @@ def test_secrets_are_root_only_and_out_of_the_hubs_reach():
         info = os.stat(path)
         assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600, path
         assert _as_hub("cat", path).returncode != 0
-    assert not Path("/var/lib/factorylab/admin-api.token").exists()
     signing = os.stat("/etc/factorylab/session-signing.key")
     assert signing.st_uid == 0 and stat.S_IMODE(signing.st_mode) == 0o640
     assert _as_hub("touch", "/etc/factorylab/x").returncode != 0

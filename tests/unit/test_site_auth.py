@@ -43,7 +43,9 @@ def test_a_keycloak_style_oidc_section_is_valid(base):
     assert not oidc.endpoints_known  # discovered at hub start
 
 
-@pytest.mark.parametrize("claim", ["preferred_username", "name", "nickname", "given_name", None])
+@pytest.mark.parametrize(
+    "claim", ["preferred_username", "name", "nickname", "given_name", "email", "upn", None]
+)
 def test_a_claim_users_can_edit_needs_the_admins_word(base, claim):
     oidc = {key: value for key, value in OIDC.items() if key != "username_claim_trusted"}
     if claim:  # None: the default, preferred_username

@@ -1,0 +1,53 @@
+"""The roles' filters: what Slurm enforces is derived from the site file by its own model."""
+
+import copy
+import sys
+
+import yaml
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "ansible" / "filter_plugins"))
+
+import factorylab as filters
+
+LOCAL = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
+
+
+def test_partition_and_group_limits_of_the_demo_site():
+    limits = filters.slurm_limits(LOCAL)
+    assert limits["partitions"] == {"cpu": 480, "gpu": 240}
+    assert limits["max_minutes"] == 480
+    assert limits["qos"]["part-cpu"] == {
+        "tres": "cpu=8,mem=16384M",
+        "minutes": 480,
+        "flags": "DenyOnLimit",
+    }
+    assert limits["qos"]["part-gpu"]["tres"] == "cpu=16,mem=32768M,gres/gpu=4"
+    course = limits["qos"]["factorylab-course"]
+    assert course == {
+        "tres": "cpu=4,mem=8192M,gres/gpu=1",
+        "minutes": 60,
+        "flags": "DenyOnLimit,OverPartQOS",
+    }
+    assert limits["deny_qos"] == {"cpu": [], "gpu": []}
+
+
+def test_a_group_limit_never_exceeds_its_partitions_and_keeps_to_its_partitions():
+    site = copy.deepcopy(LOCAL)
+    site["group_limits"]["factorylab-course"] = {"partitions": ["cpu"], "max_cpus": 64}
+    limits = filters.slurm_limits(site)
+    course = limits["qos"]["factorylab-course"]
+    assert course["tres"] == "cpu=8,mem=16384M,gres/gpu=0" and course["minutes"] == 480
+    assert limits["deny_qos"] == {"cpu": [], "gpu": ["factorylab-course"]}
+
+
+def test_demo_associations_follow_the_site_files_accounts_and_groups():
+    rows = {row["user"]: row for row in filters.demo_associations(LOCAL)}
+    assert len(rows) == 40
+    assert rows["demo01"] == {"user": "demo01", "accounts": ["factorylab-demo"], "qos": "normal"}
+    assert rows["demo21"]["accounts"] == ["training", "factorylab-demo"]
+    assert rows["demo21"]["qos"] == "factorylab-course"
+    disabled = copy.deepcopy(LOCAL)
+    disabled["demo"]["enabled"] = False
+    assert filters.demo_associations(disabled) == []
