@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..unit.conftest import REPO
 
-DAEMONS = ("munge", "slurmctld", "slurmd", "proxy", "hub")
-PORTS = (8000, 8001, 8081, 6817, 6818)
+DAEMONS = ("munge", "mariadb", "slurmdbd", "slurmctld", "slurmd", "proxy", "hub")
+PORTS = (8000, 8001, 8081, 6817, 6818, 6819)
 
 
 def _listening(port: int) -> bool:
