@@ -89,6 +89,34 @@ class Hub:
         return response.json()["token"]
 
 
+def spawn_events(hub: Hub, user: str, timeout: float = 120) -> list[dict]:
+    """The spawn page's progress events for ``user``, until the spawn ends."""
+    events = []
+    with hub.http.get(
+        f"{hub.url}/hub/api/users/{user}/server/progress", stream=True, timeout=timeout
+    ) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+    return events
+
+
+def spawn_failure(hub: Hub, user: str, response: requests.Response) -> str:
+    """Why a spawn failed: at once (an error answer), or later on its progress stream.
+
+    JupyterHub answers 202 when a spawn takes longer than 10 s; the spawn page then
+    learns the outcome from the progress stream, and so does this.
+    """
+    if response.status_code == 202:
+        last = spawn_events(hub, user)[-1]
+        assert last.get("failed"), last
+        return last["message"]
+    assert response.status_code >= 400, (response.status_code, response.text)
+    return response.json().get("message", "")
+
+
 def demo_password() -> str:
     """The demo users' password, from the site file `make up` deploys."""
     site = Path(__file__).resolve().parents[2] / "hub_config" / "site.local.yaml"

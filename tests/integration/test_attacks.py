@@ -8,7 +8,6 @@ test_deploy.py.)
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -21,7 +20,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from .hub import HUB_URL, job_id_of, process_env, proxied, run_in_kernel, session_pid, squeue_active
+from .hub import (
+    HUB_URL,
+    job_id_of,
+    process_env,
+    proxied,
+    run_in_kernel,
+    session_pid,
+    spawn_events,
+    spawn_failure,
+    squeue_active,
+)
 
 HUB_SECRETS = ("FACTORYLAB_ADMIN_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN")
 
@@ -51,20 +60,6 @@ def slow_server_start():
     yield make
     for path in created:
         path.unlink(missing_ok=True)
-
-
-def _spawn_events(hub, user: str, timeout: float = 120) -> list[dict]:
-    """The spawn page's progress events for ``user``, until the spawn ends."""
-    events = []
-    with hub.http.get(
-        f"{hub.url}/hub/api/users/{user}/server/progress", stream=True, timeout=timeout
-    ) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
-            if line and line.startswith("data:"):
-                events.append(json.loads(line[5:]))
-                if events[-1].get("ready") or events[-1].get("failed"):
-                    break
-    return events
 
 
 def _hub_answers_within(hub, seconds: float) -> bool:
@@ -99,7 +94,7 @@ def test_a_swapped_session_log_shows_nothing_of_the_hub_and_never_blocks_it(
     else:
         as_user(user, "mkfifo", str(log), check=True)
     events: list[dict] = []
-    reader = threading.Thread(target=lambda: events.extend(_spawn_events(hub, user)))
+    reader = threading.Thread(target=lambda: events.extend(spawn_events(hub, user)))
     reader.start()
     as_user(user, "scancel", job, check=True)
     reader.join(timeout=60)
@@ -159,12 +154,7 @@ def test_a_job_cannot_point_the_proxy_at_the_hub(hub, slow_server_start):
         "    headers={'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']})\n"
         "urllib.request.urlopen(req).read()\n",
     )
-    response = hub.spawn(user, {"partition": "cpu"})
-    message = (
-        _spawn_events(hub, user)[-1]["message"]
-        if response.status_code == 202
-        else response.json()["message"]
-    )
+    message = spawn_failure(hub, user, hub.spawn(user, {"partition": "cpu"}))
     assert "reported a port the hub will not use" in message, message
     assert "port 8000 on this host is not served by your session" in message
     assert hub.server(user) is None

@@ -65,7 +65,7 @@ def test_admin_group_makes_a_hub_admin(tls_hub):
         # an unmapped claim is never case-folded into someone's account (issue 14, 8)
         ("eve", "demo26", "which is not the name of an HPC account here"),
         ("eve", "Demo26", "which is not the name of an HPC account here"),
-        ("ada2", "demo18", "differs only in upper/lower case"),
+        ("ada2", "Ada.Lovelace@uni.example", "differs only in upper/lower case"),
     ],
 )
 def test_refused_logins_get_a_sentence_and_no_server(tls_hub, login, user, sentence):
