@@ -32,7 +32,7 @@ def slurm_limits(site_data: dict) -> dict:
     ``partitions``: each partition's MaxTime in minutes; ``qos``: one QOS per partition
     (its per-job ceilings) and one per group limit, each with ``tres`` (MaxTRESPerJob),
     ``minutes`` (MaxWall) and ``flags``; ``deny_qos``: per partition, the group QOS that
-    may not use it; ``max_minutes``: the longest session of any partition.
+    may not use it.
     """
     site = _site(site_data)
     qos: dict[str, dict] = {}
@@ -63,7 +63,6 @@ def slurm_limits(site_data: dict) -> dict:
         "partitions": {n: _minutes(p.max_walltime) for n, p in site.partitions.items()},
         "deny_qos": deny,
         "qos": qos,
-        "max_minutes": max(_minutes(p.max_walltime) for p in site.partitions.values()),
     }
 
 

@@ -17,7 +17,6 @@ LOCAL = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
 def test_partition_and_group_limits_of_the_demo_site():
     limits = filters.slurm_limits(LOCAL)
     assert limits["partitions"] == {"cpu": 480, "gpu": 240}
-    assert limits["max_minutes"] == 480
     assert limits["qos"]["part-cpu"] == {
         "tres": "cpu=8,mem=16384M",
         "minutes": 480,
