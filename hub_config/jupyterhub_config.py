@@ -3,7 +3,7 @@
 # hub_config/site.example.yaml. Local overrides may follow the call below.
 import os
 
-from spawners.hub_setup import configure_hub
+from spawners.hub.config import configure_hub
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 configure_hub(c, os.environ.get("FACTORYLAB_SITE", "/etc/factorylab/site.yaml"))

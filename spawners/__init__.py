@@ -1,12 +1,16 @@
 """FactoryLab: JupyterHub sessions as Slurm jobs.
 
-A spawn flows through these modules, in order:
+Four wings, each importing only the ones before it:
 
-``site`` (validated site file) → ``session_request`` (typed, validated user choice)
-→ ``job_script`` (Jinja2 batch script) → ``slurm_client`` (the only code that runs
-Slurm commands) → ``job_monitor`` (one shared ``squeue --json`` snapshot) →
-``slurm.SlurmSpawner`` (the JupyterHub lifecycle) ← ``port_api`` (the session reports
-its port).
+- :mod:`spawners.site`: the site file (model, loader, name and path rules, units);
+- :mod:`spawners.slurm`: the only code that talks to Slurm;
+- :mod:`spawners.session`: one user's session as pure rules (entitlements, request,
+  job script, time left, the sentences users read);
+- :mod:`spawners.hub`: the JupyterHub glue (spawner, profiles, form, API, config).
+
+A spawn: ``hub.form`` → ``hub.options`` → ``session.entitlements`` →
+``session.request`` → ``hub.spawner`` → ``hub.job_inputs`` → ``session.job`` →
+``slurm.client``.
 """
 
 __version__ = "0.1.0"

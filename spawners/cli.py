@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import pwd
 import sys
 
-from .image_specs import (
-    SpecError,
-    definition_path,
-    image_names,
-    render_definition,
-)
-from .site import SiteFileError, load_site
-from .site_auth import SecretFileError, read_client_secret
+from spawners.hub.options import user_entitlements
+from spawners.session.job import render_job_script, session_job_spec
+from spawners.session.request import SITE_CHECKS, InvalidRequest, parse_request
+from spawners.site.auth import SecretFileError, read_client_secret
+from spawners.site.images import SpecError, definition_path, image_names, render_definition
+from spawners.site.loader import SiteFileError, load_site
+from spawners.slurm.services import shared_cluster_state
 
 
 def check_site(path: str) -> int:
     """Validate a site file; print a summary or every problem. Returns an exit status."""
     try:
-        site = load_site(path)
+        site = load_site(path, SITE_CHECKS)
         if site.auth.oidc is not None and site.auth.method == "oidc":
             read_client_secret(site.auth.oidc.client_secret_file)
     except SiteFileError as exc:
@@ -61,6 +63,38 @@ def image_defs(images_dir: str, check: bool) -> int:
     return 0
 
 
+def job_script(path: str, user: str, options: str, server_name: str) -> int:
+    """Print the batch script a spawn with ``options`` would submit for ``user``.
+
+    The request goes through the same checks as a spawn: the site file, the user's
+    groups, accounts and reservations (from Slurm where the site says so). The script
+    is the one the hub submits, less what JupyterHub adds at spawn time: its own
+    ``JUPYTERHUB_*`` variables with the server's token, and the hub's signature.
+    """
+    try:
+        site = load_site(path, SITE_CHECKS)
+        chosen = json.loads(options)
+        if not isinstance(chosen, dict):
+            raise ValueError('--options must be a JSON object, e.g. \'{"profile": "cpu"}\'')
+        account = pwd.getpwnam(user)
+    except SiteFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
+        reason = f"no user named {user!r}" if isinstance(exc, KeyError) else str(exc)
+        print(f"factorylab job-script: {reason}", file=sys.stderr)
+        return 2
+    rights = asyncio.run(user_entitlements(site, user, shared_cluster_state(site)))
+    try:
+        request = parse_request(chosen, site, rights)
+    except InvalidRequest as exc:
+        print(f"Your session would not be submitted. {exc}", file=sys.stderr)
+        return 1
+    spec = session_job_spec(site, request, user, account.pw_dir, server_name)
+    sys.stdout.write(render_job_script(spec))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``factorylab`` console script."""
     parser = argparse.ArgumentParser(prog="factorylab", description="FactoryLab site tools.")
@@ -72,9 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     defs.add_argument("--images-dir", default="images")
     defs.add_argument("--check", action="store_true", help="fail if a .def is out of date")
+    script = commands.add_parser(
+        "job-script", help="print the batch script a spawn would submit, after the same checks"
+    )
+    script.add_argument("file", help="the site file")
+    script.add_argument("--user", required=True, help="the Unix user the session is for")
+    script.add_argument("--options", default="{}", help="user options as JSON, as the API takes")
+    script.add_argument("--server", default="", help="the named server (default: none)")
     args = parser.parse_args(argv)
     if args.command == "check-site":
         return check_site(args.file)
+    if args.command == "job-script":
+        return job_script(args.file, args.user, args.options, args.server)
     if args.command == "image-defs":
         return image_defs(args.images_dir, args.check)
     return 2  # pragma: no cover - argparse enforces the choices

@@ -12,14 +12,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from spawners.accounts import accounts_from_file
-from spawners.site import parse_site
+from spawners.session.request import SITE_CHECKS
+from spawners.site.loader import parse_site
+from spawners.slurm.accounts import accounts_from_file
 
 
 def _site(site_data: dict):
     """The validated site. Ansible hands over its own tagged str and list types, which
     pydantic does not take for plain ones: a JSON round trip makes them plain."""
-    return parse_site(json.loads(json.dumps(site_data, default=str)), "site file")
+    data = json.loads(json.dumps(site_data, default=str))
+    return parse_site(data, "site file", SITE_CHECKS)
 
 
 def _minutes(seconds: int) -> int:

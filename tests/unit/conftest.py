@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spawners.site import Site, load_site
+from spawners.site.loader import load_site
+from spawners.site.model import Site
 
 REPO = Path(__file__).resolve().parents[2]
 

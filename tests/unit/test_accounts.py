@@ -1,6 +1,6 @@
-from spawners.accounts import AccountDirectory, accounts_from_file
-from spawners.site import AccountSettings
-from spawners.slurm_client import SlurmError
+from spawners.site.cluster_sections import AccountSettings
+from spawners.slurm.accounts import AccountDirectory, accounts_from_file
+from spawners.slurm.client import SlurmError
 
 
 class FakeClient:

@@ -2,8 +2,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from spawners.availability import ClusterStateCache, gpu_counts, node_usable, partition_loads
-from spawners.slurm_client import SlurmError
+from spawners.slurm.client import SlurmError
+from spawners.slurm.cluster import ClusterStateCache
+from spawners.slurm.partitions import gpu_counts, node_usable, partition_loads
 
 # Real `sinfo --json` from the local cluster with one 1-GPU, 2-CPU job running.
 SINFO = json.loads((Path(__file__).parent / "fixtures" / "sinfo-22.05.json").read_text())

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from spawners.dask_config import (
+from spawners.session.dask import (
     DASHBOARD_LINK,
     NODE_ADDRESS,
     SESSION_END,
@@ -14,9 +14,9 @@ from spawners.dask_config import (
     session_dask_config,
     worker_job_name,
 )
-from spawners.job_script import session_dir
-from spawners.session_request import parse_request
-from spawners.site import Site
+from spawners.session.paths import session_dir
+from spawners.session.request import parse_request
+from spawners.site.model import Site
 
 from .conftest import REPO
 

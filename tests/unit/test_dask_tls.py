@@ -25,11 +25,17 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from spawners.dask_config import dask_tls_files, session_dask_config
-from spawners.job_script import session_dir
-from spawners.session_request import parse_request
+from spawners.session.dask import dask_tls_files, session_dask_config
+from spawners.session.paths import session_dir
+from spawners.session.request import parse_request
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "spawners" / "templates" / "session_launcher.py"
+LAUNCHER = (
+    Path(__file__).resolve().parents[2]
+    / "spawners"
+    / "session"
+    / "templates"
+    / "session_launcher.py"
+)
 
 
 @pytest.fixture(scope="module")

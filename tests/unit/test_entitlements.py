@@ -1,7 +1,7 @@
 import os
 import pwd
 
-from spawners.entitlements import partition_limits, unix_groups, unrestricted
+from spawners.session.entitlements import partition_limits, unix_groups, unrestricted
 
 
 def test_users_outside_limited_groups_get_the_partition_limits(site):
@@ -21,7 +21,7 @@ def test_course_members_are_capped(site):
 
 
 def test_several_rules_give_the_most_generous_and_partition_lists_restrict(site):
-    from spawners.site import GroupLimit
+    from spawners.site.cluster_sections import GroupLimit
 
     rules = {
         "one": GroupLimit(partitions=["cpu"], max_cpus=2),

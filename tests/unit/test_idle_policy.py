@@ -4,14 +4,9 @@ import datetime
 
 import pytest
 
-from spawners.idle_policy import (
-    idle_limit,
-    idle_message,
-    server_args,
-    server_owner,
-    should_cull,
-)
-from spawners.session_request import parse_request
+from spawners.hub.culler import server_owner, should_cull
+from spawners.session.idle import idle_limit, idle_message, server_args
+from spawners.session.request import parse_request
 
 MINUTE = datetime.timedelta(minutes=1)
 

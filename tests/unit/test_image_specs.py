@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from spawners.cli import image_defs
-from spawners.image_specs import (
+from spawners.site.images import (
     SpecError,
     definition_path,
     image_names,

@@ -1,7 +1,7 @@
 import pytest
 
-from spawners.job_endings import explain_ending
-from spawners.slurm_client import SlurmJob
+from spawners.session.messages import explain_ending
+from spawners.slurm.jobs import SlurmJob
 
 
 def _ended(state, exit_code=0, minutes=90):

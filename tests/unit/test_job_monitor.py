@@ -2,8 +2,9 @@ import asyncio
 
 import pytest
 
-from spawners.job_monitor import JobMonitor
-from spawners.slurm_client import SlurmError, SlurmJob
+from spawners.slurm.client import SlurmError
+from spawners.slurm.jobs import SlurmJob
+from spawners.slurm.queue import JobMonitor
 
 
 def _job(job_id, state="RUNNING", name="factorylab", priority=0, submitted=1, partition="cpu"):

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from spawners.job_script import JobSpec, render_job_script
-from spawners.session_request import parse_request
+from spawners.session.job import JobSpec, render_job_script
+from spawners.session.request import parse_request
 
 
 def _spec(site, options=None, **overrides):
@@ -83,7 +83,7 @@ def test_launcher_is_embedded_verbatim(site):
 
 
 def test_account_and_reservation_lines_come_from_the_checked_request(site):
-    from spawners.entitlements import Entitlements, partition_limits
+    from spawners.session.entitlements import Entitlements, partition_limits
 
     allowed = Entitlements(
         "demo01", partitions=partition_limits(site, ()), accounts=("proj",), reservations=("am",)

@@ -8,14 +8,14 @@ import pwd
 import pytest
 from traitlets import TraitError
 
-from spawners.oidc_login import (
+from spawners.hub.login import (
     DiscoveryError,
     FactoryLabOAuthenticator,
     LoginRefused,
     discover_endpoints,
     unix_account_problem,
 )
-from spawners.site_auth import OIDCSettings
+from spawners.site.auth import OIDCSettings
 
 # The account running the tests is a real Unix account in its own primary group.
 ME = pwd.getpwuid(os.getuid()).pw_name

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from spawners.pending_reasons import explain_reason, ordinal, pending_message
+from spawners.session.messages import explain_reason, ordinal, pending_message
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spawners import port_api
+from spawners.hub import port_api
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_factorylab_hub_config_removes_batchspawner_handler():
     from jupyterhub import apihandlers
     from traitlets.config import Config
 
-    from spawners.hub_setup import configure_hub
+    from spawners.hub.config import configure_hub
 
     from .conftest import REPO
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from spawners.profiles import ProfilesSpawner
-from spawners.slurm import SlurmSpawner
+from spawners.hub.profiles import ProfilesSpawner
+from spawners.hub.spawner import SlurmSpawner
 
 from .conftest import REPO
 

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from spawners.reservations import parse_reservations
+from spawners.slurm.reservations import parse_reservations
 
 # Real `scontrol -o show reservation` output from Slurm 22.05 (the local cluster).
 REAL = (

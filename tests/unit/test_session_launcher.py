@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-LAUNCHER = Path(__file__).resolve().parents[2] / "spawners" / "templates" / "session_launcher.py"
+LAUNCHER = (
+    Path(__file__).resolve().parents[2]
+    / "spawners"
+    / "session"
+    / "templates"
+    / "session_launcher.py"
+)
 
 FAKE_SERVER = textwrap.dedent(
     """\
@@ -247,9 +253,9 @@ def test_writes_the_internal_ssl_files_private(tmp_path):
 
 def _dask_session(site, tmp_path):
     """The hub's Dask configuration for a session in ``tmp_path/home``, and its folders."""
-    from spawners.dask_config import session_dask_config
-    from spawners.job_script import session_dir
-    from spawners.session_request import parse_request
+    from spawners.session.dask import session_dask_config
+    from spawners.session.paths import session_dir
+    from spawners.session.request import parse_request
 
     home = tmp_path / "home"
     config = session_dask_config(site, parse_request({}, site), "demo01", "", str(home))

@@ -1,6 +1,6 @@
 import pytest
 
-from spawners.session_request import InvalidRequest, parse_request
+from spawners.session.request import InvalidRequest, parse_request
 
 
 def test_defaults_come_from_the_site(site):
@@ -85,8 +85,8 @@ def test_at_least_thirty_hostile_cases():
 
 
 # -- with a user's entitlements: accounts, reservations, group limits, profiles ------
-from spawners.availability import PartitionLoad  # noqa: E402
-from spawners.entitlements import Entitlements, partition_limits  # noqa: E402
+from spawners.session.entitlements import Entitlements, partition_limits  # noqa: E402
+from spawners.slurm.partitions import PartitionLoad  # noqa: E402
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from spawners.cli import main
-from spawners.site import SiteFileError, load_site, parse_site
+from spawners.session.request import SITE_CHECKS
+from spawners.site.loader import SiteFileError, load_site, parse_site
 
 from .conftest import REPO
 
@@ -136,7 +137,7 @@ def _broken(mutate):
 )
 def test_invalid_site_names_key_and_fix(mutate, key, words):
     with pytest.raises(SiteFileError) as info:
-        parse_site(_broken(mutate), "site.yaml")
+        parse_site(_broken(mutate), "site.yaml", SITE_CHECKS)
     message = str(info.value)
     assert message.startswith("site.yaml: invalid site file")
     assert key in message and words in message, message

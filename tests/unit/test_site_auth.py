@@ -2,8 +2,8 @@
 
 import pytest
 
-from spawners.site import SiteFileError, parse_site
-from spawners.site_auth import SecretFileError, read_client_secret
+from spawners.site.auth import SecretFileError, read_client_secret
+from spawners.site.loader import SiteFileError, parse_site
 
 
 def _with(site_data: dict, **sections) -> dict:

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from spawners.job_monitor import Snapshot
-from spawners.slurm import SlurmSpawner
-from spawners.slurm_client import SlurmError, SlurmJob
+from spawners.hub.spawner import SlurmSpawner
+from spawners.slurm.client import SlurmError
+from spawners.slurm.jobs import SlurmJob
+from spawners.slurm.queue import Snapshot
 
 from .conftest import REPO
 
@@ -104,7 +105,7 @@ def running(monkeypatch):
     slurm, monitor = FakeSlurm(), FakeMonitor({"12": _job()})
     monkeypatch.setattr(SlurmSpawner, "monitor", property(lambda self: monitor))
     monkeypatch.setattr(SlurmSpawner, "slurm", property(lambda self: slurm))
-    monkeypatch.setattr("spawners.slurm.unix_groups", lambda user: frozenset())
+    monkeypatch.setattr("spawners.hub.session_control.unix_groups", lambda user: frozenset())
     user = SimpleNamespace(name="demo01", url="/user/demo01/", escaped_name="demo01", id=1)
     spawner = SlurmSpawner(site_file=SITE, user=user, config=Config())
     spawner.job_id = "12"
@@ -158,7 +159,7 @@ def test_group_limits_are_looked_up_once_per_job(running, monkeypatch):
     spawner, _, _ = running
     lookups = []
     monkeypatch.setattr(
-        "spawners.slurm.unix_groups", lambda user: lookups.append(user) or frozenset()
+        "spawners.hub.session_control.unix_groups", lambda user: lookups.append(user) or frozenset()
     )
     for _ in range(3):
         spawner.session_facts()  # the status bar asks twice a minute

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spawners.slurm_client import KILL_GRACE, SlurmClient, SlurmError, SlurmJob
+from spawners.slurm.client import KILL_GRACE, SlurmClient, SlurmError
+from spawners.slurm.jobs import SlurmJob
 
 FIXTURE = Path(__file__).parent / "fixtures" / "squeue-22.05.json"
 

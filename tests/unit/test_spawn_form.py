@@ -3,9 +3,10 @@ import re
 
 import pytest
 
-from spawners.availability import ClusterState, partition_loads
-from spawners.entitlements import Entitlements, partition_limits
-from spawners.spawn_form import options_from_form, render_form
+from spawners.hub.form import options_from_form, render_form
+from spawners.session.entitlements import Entitlements, partition_limits
+from spawners.slurm.cluster import ClusterState
+from spawners.slurm.partitions import partition_loads
 
 from .test_availability import SINFO
 

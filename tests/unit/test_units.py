@@ -1,6 +1,11 @@
 import pytest
 
-from spawners.units import format_memory, format_walltime, parse_memory_mib, parse_walltime_seconds
+from spawners.site.units import (
+    format_memory,
+    format_walltime,
+    parse_memory_mib,
+    parse_walltime_seconds,
+)
 
 
 @pytest.mark.parametrize(

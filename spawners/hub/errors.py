@@ -1,0 +1,33 @@
+"""The spawn failures users see, as JupyterHub's own :class:`SpawnException`."""
+
+from __future__ import annotations
+
+from jupyterhub.spawner import SpawnException
+
+
+class SessionError(SpawnException):
+    """A spawn that was refused or failed, with a sentence for the user.
+
+    ``reason`` labels the failure in JupyterHub's spawn metrics. The error page shows
+    ``message`` itself; the spawn page's progress stream reads ``jupyterhub_message``,
+    which is the same sentence.
+    """
+
+    def __init__(self, message: str, *, reason: str, status_code: int = 500):
+        super().__init__(message, reason=reason, status_code=status_code)
+
+    @property
+    def jupyterhub_message(self) -> str:
+        """The sentence, as JupyterHub's progress stream and error pages read it."""
+        return self.message
+
+
+class LinkPrefillsForm(SessionError):
+    """A spawn link chose settings: the form shows them and waits for the user's Start."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The link you followed chose the settings below. Check them and press Start.",
+            reason="link-prefills-form",
+            status_code=400,
+        )

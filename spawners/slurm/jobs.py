@@ -1,0 +1,85 @@
+"""Slurm jobs as records: one job of ``squeue --json``, parsed, with the states it can be in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Slurm job states in which a session job may still become or be a running server.
+ACTIVE_STATES = frozenset(
+    {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
+)
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """One job from ``squeue --json``, reduced to what FactoryLab uses."""
+
+    job_id: str
+    name: str
+    user: str
+    state: str
+    reason: str
+    partition: str
+    batch_host: str
+    nodes: str
+    exit_code: int | None
+    submit_time: int
+    start_time: int
+    end_time: int
+    time_limit_minutes: int | None
+    standard_output: str
+    priority: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the job is pending or running (not yet in a final state)."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def running(self) -> bool:
+        """Whether the job's batch script is executing on a node."""
+        return self.state == "RUNNING"
+
+    @classmethod
+    def from_json(cls, raw: dict) -> SlurmJob:
+        """Build from one element of ``squeue --json``'s ``jobs`` list (openapi v0.0.38)."""
+        state = raw.get("job_state") or "UNKNOWN"
+        if isinstance(state, list):  # newer openapi versions give a list of flags
+            state = state[0] if state else "UNKNOWN"
+        exit_code = raw.get("exit_code")
+        if isinstance(exit_code, dict):  # newer openapi: {"status": ..., "return_code": ...}
+            exit_code = exit_code.get("return_code")
+        elif isinstance(exit_code, int):  # openapi v0.0.38: a raw wait status
+            exit_code = _from_wait_status(exit_code)
+        time_limit = raw.get("time_limit")
+        if isinstance(time_limit, dict):
+            time_limit = time_limit.get("number") if time_limit.get("set") else None
+        return cls(
+            job_id=str(raw.get("job_id", "")),
+            name=raw.get("name") or "",
+            user=raw.get("user_name") or "",
+            state=str(state),
+            reason=raw.get("state_reason") or "",
+            partition=raw.get("partition") or "",
+            batch_host=raw.get("batch_host") or "",
+            nodes=raw.get("nodes") or "",
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            submit_time=_epoch(raw.get("submit_time")),
+            start_time=_epoch(raw.get("start_time")),
+            end_time=_epoch(raw.get("end_time")),
+            time_limit_minutes=time_limit if isinstance(time_limit, int) else None,
+            standard_output=raw.get("standard_output") or "",
+            priority=_epoch(raw.get("priority")),
+        )
+
+
+def _from_wait_status(status: int) -> int:
+    """A wait status as Slurm 22.05 reports it → exit code, or -signal if killed."""
+    signal = status & 0x7F
+    return -signal if signal else (status >> 8) & 0xFF
+
+
+def _epoch(value: object) -> int:
+    if isinstance(value, dict):
+        value = value.get("number", 0)
+    return value if isinstance(value, int) else 0

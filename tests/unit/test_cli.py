@@ -1,0 +1,64 @@
+"""``factorylab job-script``: the batch script a spawn would submit, after the same checks."""
+
+from __future__ import annotations
+
+import pwd
+
+import pytest
+
+from spawners.cli import main
+from spawners.session.job import render_job_script, session_job_spec
+from spawners.session.request import parse_request
+
+from .conftest import REPO
+
+SITE = str(REPO / "hub_config" / "site.local.yaml")
+
+
+@pytest.fixture
+def user() -> str:
+    """A user that exists on any machine (the script is rendered for their home)."""
+    return pwd.getpwuid(0).pw_name
+
+
+@pytest.fixture(autouse=True)
+def _no_slurm(monkeypatch):
+    """Accounts and reservations come from the site file here, not from Slurm."""
+    from spawners.hub import options
+
+    async def _no_accounts(site, user, cluster):
+        from spawners.session.entitlements import unix_groups
+        from spawners.session.request import entitlements_for
+
+        return entitlements_for(site, user, unix_groups(user), (), ())
+
+    monkeypatch.setattr(options, "user_entitlements", _no_accounts)
+    monkeypatch.setattr("spawners.cli.user_entitlements", _no_accounts)
+
+
+def test_job_script_prints_what_the_hub_renders(site, user, capsys):
+    assert main(["job-script", SITE, "--user", user, "--options", '{"partition": "cpu"}']) == 0
+    printed = capsys.readouterr().out
+    home = pwd.getpwnam(user).pw_dir
+    request = parse_request({"partition": "cpu"}, site)
+    assert printed == render_job_script(session_job_spec(site, request, user, home, ""))
+    assert "#SBATCH --partition=cpu" in printed and f"#SBATCH --chdir={home}" in printed
+
+
+def test_job_script_refuses_what_a_spawn_refuses(user, capsys):
+    assert main(["job-script", SITE, "--user", user, "--options", '{"gpus": "9"}']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Your session would not be submitted. gpus:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--user", "no-such-user-x"], "no user named 'no-such-user-x'"),
+        (["--user", "root", "--options", "[1]"], "--options must be a JSON object"),
+        (["--user", "root", "--options", "{"], "Expecting property name"),
+    ],
+)
+def test_job_script_bad_input_is_a_sentence(argv, message, capsys):
+    assert main(["job-script", SITE, *argv]) == 2
+    assert message in capsys.readouterr().err
