@@ -104,7 +104,7 @@ def configure_hub(c, site_path: str) -> Site:
             }
         )
     if public.scheme == "https":
-        c.JupyterHub.cookie_options = {"secure": True}
+        c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
     return site
 
 

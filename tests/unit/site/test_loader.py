@@ -9,7 +9,7 @@ from spawners.cli import main
 from spawners.session.request import SITE_CHECKS
 from spawners.site.loader import SiteFileError, load_site, parse_site
 
-from .conftest import REPO
+from ..conftest import REPO
 
 EXAMPLE = REPO / "hub_config" / "site.example.yaml"
 LOCAL = REPO / "hub_config" / "site.local.yaml"

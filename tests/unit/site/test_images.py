@@ -15,7 +15,7 @@ from spawners.site.images import (
     post_install_scripts,
 )
 
-from .conftest import REPO
+from ..conftest import REPO
 
 IMAGES = REPO / "images"
 BASE_MUST_HAVE = {

@@ -11,7 +11,7 @@ from spawners.slurm.client import SlurmError
 from spawners.slurm.jobs import SlurmJob
 from spawners.slurm.queue import Snapshot
 
-from .conftest import REPO
+from ..conftest import REPO
 
 SITE = str(REPO / "hub_config" / "site.local.yaml")
 

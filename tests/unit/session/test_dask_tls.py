@@ -30,7 +30,7 @@ from spawners.session.paths import session_dir
 from spawners.session.request import parse_request
 
 LAUNCHER = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "spawners"
     / "session"
     / "templates"

@@ -8,7 +8,7 @@ from spawners.session.entitlements import Entitlements, partition_limits
 from spawners.slurm.cluster import ClusterState
 from spawners.slurm.partitions import partition_loads
 
-from .test_availability import SINFO
+from ..slurm.test_cluster import SINFO
 
 
 def test_a_card_alone_means_the_card():

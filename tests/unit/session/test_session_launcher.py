@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 LAUNCHER = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "spawners"
     / "session"
     / "templates"

@@ -8,7 +8,7 @@ from traitlets.config import Config
 from spawners.hub.profiles import ProfilesSpawner
 from spawners.hub.spawner import SlurmSpawner
 
-from .conftest import REPO
+from ..conftest import REPO
 
 SITE = str(REPO / "hub_config" / "site.local.yaml")
 

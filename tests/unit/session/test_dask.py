@@ -18,7 +18,7 @@ from spawners.session.paths import session_dir
 from spawners.session.request import parse_request
 from spawners.site.model import Site
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def _site_with(**sections) -> Site:
