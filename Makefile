@@ -1,5 +1,8 @@
 # FactoryLab. `make up` brings up the local single-node cluster and hub (as root);
 # `make test` runs every test against it; `make bench` measures spawn speed.
+# Assumes Debian 12 (bookworm), root, and `make` and `git` (to get this tree); the
+# targets install everything else: python3-venv (apt) for .venv, Chromium, Node.js
+# (make up; the test identity provider needs 20.18 or later, see idp), Slurm, the hub.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLS ?= /opt/factorylab/tools
@@ -15,9 +18,11 @@ help:
 	@echo "make down    stop everything make up started"
 	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
+	@echo "make unit    unit tests and the doctests in spawners/ (no cluster needed)"
 	@echo "make bench   cold spawn, 40-user burst, Dask scale-up and time to first cell (browser)"
 	@echo "             vs plain batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
+	@echo "Needs Debian 12, root, make and git; the targets install the rest (python3-venv too)."
 
 up:
 	@ansible/bootstrap.sh
@@ -31,13 +36,27 @@ images:
 	@ansible/bootstrap.sh
 	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml --tags images
 
+# supervisord: each FactoryLab program in turn, highest priority first (the reverse of
+# the start order); supervisord itself stays up, and make up starts them again in order.
+# systemd: every unit is PartOf=factorylab.target. factorylab-service: deploys before.
 down:
 	@if [[ -x /usr/local/sbin/factorylab-service ]]; then /usr/local/sbin/factorylab-service stop-all; \
+	elif [[ -d /run/systemd/system && -e /etc/systemd/system/factorylab.target ]]; then \
+	  systemctl stop factorylab.target; \
+	elif compgen -G '/etc/supervisor/conf.d/factorylab-*.conf' >/dev/null; then \
+	  if supervisorctl pid >/dev/null 2>&1; then \
+	    supervisorctl stop $$(grep -H '^priority=' /etc/supervisor/conf.d/factorylab-*.conf \
+	      | sort -t= -k2,2nr | sed -E 's|^.*/(factorylab-[^/]+)[.]conf:.*$$|\1|'); \
+	  else echo "supervisord is not running; nothing to stop."; fi; \
 	else echo "FactoryLab is not installed here; nothing to stop."; fi
 
+# Debian's python3 has no ensurepip (so no `python3 -m venv`) until python3-venv is in.
 $(VENV)/.installed: pyproject.toml
+	@/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "python3 -m venv needs Debian's python3-venv: installing it"; \
+	  apt-get update -q && apt-get install -y -q python3-venv; }
 	/usr/bin/python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[test]' ansible-lint
+	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -47,8 +66,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check spawners tests bench notebooks images
 	cd ansible && ../$(VENV)/bin/ansible-lint --offline site.yml
 
+# spawners/ too: its doctests (pyproject: --doctest-modules).
 unit: venv
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit spawners $(PYTEST_ARGS)
 
 integration: venv up browser idp
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
@@ -57,18 +77,28 @@ integration: venv up browser idp
 browser:
 	@test -x /usr/lib/chromium/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
-# The login tests' identity provider: npm oidc-provider, from the lock file (needs the
-# Node.js that `make up` installs for the proxy).
+# The login tests' identity provider: npm oidc-provider 9.13.3, from the lock file. It
+# needs Node.js 20.18 or later (it calls URL.parse and crypto.hash; its authors support
+# v22 LTS and later): Debian 12's own nodejs 18, which `make up` installs when there is
+# no node, is too old.
 IDP := tests/oidc
+IDP_NODE_CHECK = node -e 'const [major, minor] = process.versions.node.split(".").map(Number); \
+	process.exit(major > 20 || (major === 20 && minor >= 18) ? 0 : 1)' 2>/dev/null || { \
+	echo "The login tests' identity provider (npm oidc-provider, tests/oidc) needs Node.js \
+	20.18 or later (22 LTS is best); this machine has $$(node --version 2>/dev/null || echo none)."; \
+	exit 1; }
 $(IDP)/node_modules/.installed: $(IDP)/package.json $(IDP)/package-lock.json
+	@$(IDP_NODE_CHECK)
 	cd $(IDP) && npm ci --no-audit --no-fund
 	touch $@
 
 idp: $(IDP)/node_modules/.installed
+	@$(IDP_NODE_CHECK)
 
+# Every test, and the doctests in spawners/; the 25 slowest are listed at the end.
 test: venv up browser idp
 	$(MAKE) lint
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests spawners --durations=25 $(PYTEST_ARGS)
 
 bench: venv up browser
 	$(PY) -m bench.cold_spawn

@@ -1,10 +1,12 @@
 """jupyterhub-idle-culler's --config file: FactoryLab's per-server idle limits.
 
 It also ties the culler's life to the hub's. The hub stops its managed services with
-SIGINT (then SIGTERM after 10 s), but a hub that is killed, or stopped while the culler
-is still starting, would leave the culler behind, polling with a token the next hub no
-longer accepts. So the culler leaves at once on SIGINT or SIGTERM (it keeps no state),
-and the kernel sends it SIGTERM when the hub dies.
+SIGINT (then SIGTERM after 10 s), but JupyterHub starts them in a session of their own,
+so neither supervisord's process-group kill nor a hub that is SIGKILLed (or crashes)
+reaches the culler, which would stay behind polling with a token the next hub no longer
+accepts. So the culler leaves at once on SIGINT or SIGTERM (it keeps no state), and the
+kernel sends it SIGTERM when the hub dies (PR_SET_PDEATHSIG). Under systemd the unit's
+cgroup covers this as well.
 """
 
 import ctypes

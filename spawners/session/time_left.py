@@ -42,12 +42,14 @@ def time_facts(site: Site, job: SlurmJob, max_walltime: int, now: float) -> dict
     }
 
 
-def extension_refusal(site: Site, job: SlurmJob, by: int, max_walltime: int) -> str | None:
+def extension_refusal(site: Site, job: SlurmJob | None, by: int, max_walltime: int) -> str | None:
     """Why extending ``job`` by ``by`` seconds is beyond the policy (None: it is not)."""
     if not site.walltime.allow_extend:
         return "This site does not allow extending sessions."
     if by <= 0:
         return "by: an extension must be longer than zero."
+    if job is None:
+        return None
     limit = (job.time_limit_minutes or 0) * 60
     if limit + by <= max_walltime:
         return None
