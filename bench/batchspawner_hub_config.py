@@ -11,7 +11,7 @@ import batchspawner.api
 from jupyterhub.apihandlers import default_handlers
 from tornado import web
 
-from spawners.port_api import own_spawner, parse_port_body
+from spawners.hub.port_api import own_spawner, parse_port_body
 
 
 class PortOnlyHandler(batchspawner.api.BatchSpawnerAPIHandler):

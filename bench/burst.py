@@ -31,7 +31,7 @@ from bench.common import (
     run_floor,
     run_hub,
 )
-from tests.integration.hub import ADMIN_TOKEN_FILE, Hub
+from tests.support.hub import ADMIN_TOKEN_FILE, Hub
 
 USERS = [f"demo{n:02d}" for n in range(1, int(os.environ.get("BENCH_BURST", "40")) + 1)]
 LOAD_SECONDS = 60

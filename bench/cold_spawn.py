@@ -36,7 +36,7 @@ from bench.common import (
     run_hub,
     summarise,
 )
-from tests.integration.hub import ADMIN_TOKEN_FILE, Hub
+from tests.support.hub import ADMIN_TOKEN_FILE, Hub
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 

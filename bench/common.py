@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.hub import Hub, proxied, sbatch_as
+from tests.support.hub import Hub, proxied, sbatch_as
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -20,7 +20,7 @@ import platform
 import sys
 
 from bench.common import BENCH_OPTIONS, RESULTS, summarise
-from tests.integration.hub import ADMIN_TOKEN_FILE, Hub, proxied, run_in_kernel
+from tests.support.hub import ADMIN_TOKEN_FILE, Hub, proxied, run_in_kernel
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 USER = "demo10"

@@ -39,8 +39,8 @@ from bench.common import (
     summarise,
     wait_http,
 )
-from tests.integration.browser import chromium, open_notebook, run_cells
-from tests.integration.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, demo_password
+from tests.support.browser import chromium, open_notebook, run_cells
+from tests.support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, demo_password
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 NOTEBOOK = "bench-first-cell.ipynb"

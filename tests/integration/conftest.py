@@ -8,7 +8,18 @@ import os
 import pytest
 import requests
 
-from .hub import ADMIN_TOKEN_FILE, HUB_URL, Hub
+from ..support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``last`` (make down / make up) run after all others, in their order.
+
+    Whatever the file names, the order given on the command line, or another plugin's
+    reordering (trylast: this runs after them): nothing may run on a cluster that such a
+    test has taken down, or while it brings the cluster back.
+    """
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ import re
 import subprocess
 import time
 
-from .hub import execute_notebook, proxied, run_in_kernel, squeue_active
+import pytest
+
+from ..support.hub import execute_notebook, proxied, run_in_kernel, squeue_active
 
 NOTEBOOK = {
     "nbformat": 4,
@@ -74,6 +76,7 @@ def _end_time(job_id: str) -> int:
     )
 
 
+@pytest.mark.timeout(900)  # a spawn (90 s) and nbclient's run (up to 420 s) may add up
 def test_slurmcluster_with_no_arguments_through_the_hub(hub, session):
     user = "demo02"
     session(user)

@@ -11,7 +11,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from .hub import proxied, run_in_kernel
+import pytest
+
+from ..support.hub import proxied, run_in_kernel
 
 VICTIM, ATTACKER = "demo14", "demo15"
 BASE_PYTHON = "/opt/factorylab/envs/base/bin/python"
@@ -87,6 +89,7 @@ def _attack(address: str, *paths: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.timeout(900)  # a spawn, a cluster start (240 s) and each attack (120 s)
 def test_another_user_cannot_use_a_sessions_dask_cluster(hub, session):
     session(VICTIM, {"partition": "cpu"})
     token = hub.user_token(VICTIM)

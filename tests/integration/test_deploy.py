@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..support import services
 from ..unit.conftest import REPO
 
 
@@ -18,6 +19,7 @@ def _as_hub(*argv):
     )
 
 
+@pytest.mark.timeout(900)  # `make up` alone may take its 600 s
 def test_second_make_up_changes_nothing():
     # Issue 14, 5: the hub's account wrote `x;touch /root/…` into the token file in its
     # state directory, and the next `make up` ran it as root. Nothing there is read now.
@@ -49,10 +51,58 @@ def _hub_answers(hub):
 
 def test_hub_and_proxy_do_not_run_as_root():
     for name in ("hub", "proxy"):
-        pid = int(Path(f"/run/factorylab/{name}.pid").read_text())
+        pid = services.pid(name)
         assert os.stat(f"/proc/{pid}").st_uid == int(
             subprocess.check_output(["id", "-u", "factorylab"]).strip()
         ), name
+
+
+# What sudo (1.9, with -n) says when its policy refuses; a refused command never runs.
+SUDO_REFUSAL = re.compile(
+    r"sudo: a password is required"
+    r"|sudo: sorry, you are not allowed to .+"
+    r"|Sorry, user \S+ is not allowed to execute .+"
+)
+
+
+def _sudo_parts(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``sudo -n [options] [command…]`` -> (options, command)."""
+    assert argv[:2] == ["sudo", "-n"], argv
+    options, rest = [], list(argv[2:])
+    while rest and rest[0].startswith("-"):
+        options.append(rest.pop(0))
+        if options[-1] == "-u":
+            options.append(rest.pop(0))
+    return options, rest
+
+
+def _refused_by_sudo(result: subprocess.CompletedProcess) -> bool:
+    """sudo's own refusal: exit status 1, no output, and only sudo's refusal on stderr.
+
+    A command that sudo ran and that failed has its own output and status instead.
+    """
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    return (
+        result.returncode == 1
+        and not result.stdout
+        and bool(lines)
+        and all(SUDO_REFUSAL.fullmatch(line) for line in lines)
+    )
+
+
+def _policy_allows(options: list[str], command: list[str]) -> bool:
+    """sudo's verdict on ``command`` without running it (list mode: ``sudo -n -l …``).
+
+    Exit 0 printing the command's full path when the policy allows it; exit 1 in
+    silence when not. (List mode takes no -i, -s or -E.)
+    """
+    listing = _as_hub("sudo", "-n", "-l", *options, *command)
+    assert listing.returncode in (0, 1) and not listing.stderr, listing
+    if listing.returncode == 0:
+        assert listing.stdout.split() == command, listing.stdout
+    else:
+        assert not listing.stdout, listing.stdout
+    return listing.returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -79,15 +129,26 @@ def test_hub_and_proxy_do_not_run_as_root():
     ],
 )
 def test_hub_may_only_run_slurm_verbs_as_users(argv, allowed):
+    options, command = _sudo_parts(argv)
     result = _as_hub(*argv)
     if allowed:
         assert result.returncode == 0, (argv, result.stderr)
     else:  # refused by sudo itself, not merely failed once run
-        refused = ("a password is required", "is not allowed to execute")
-        assert result.returncode != 0 and any(words in result.stderr for words in refused), (
-            argv,
-            result.stderr,
-        )
+        assert _refused_by_sudo(result), (argv, result.returncode, result.stdout, result.stderr)
+    if command and not {"-i", "-s", "-E"} & set(options):
+        assert _policy_allows(options, command) is allowed, argv
+
+
+def test_a_permitted_command_that_fails_is_not_taken_for_a_refusal():
+    """The check above tells sudo's refusal from a command that sudo ran and that failed."""
+    argv = ["sudo", "-n", "-u", "demo01", "/usr/bin/sbatch", "--no-such-option"]
+    result = _as_hub(*argv)
+    assert result.returncode != 0 and "--no-such-option" in result.stderr, result
+    assert not _refused_by_sudo(result), result.stderr
+    assert _policy_allows(*_sudo_parts(argv))
+    refused = _as_hub("sudo", "-n", "-u", "demo01", "/usr/bin/sinfo", "--no-such-option")
+    assert _refused_by_sudo(refused), refused.stderr
+    assert not _policy_allows(*_sudo_parts(["sudo", "-n", "-u", "demo01", "/usr/bin/sinfo"]))
 
 
 def test_the_hub_may_run_nothing_as_root():
@@ -182,6 +243,26 @@ def test_secrets_are_root_only_and_out_of_the_hubs_reach():
 def test_admin_token_has_exactly_the_automation_scopes(hub):
     model = hub.api("GET", "/user").json()
     assert model["kind"] == "service" and model["name"] == "factorylab-admin"
-    scopes = set(model["scopes"])
-    assert {"admin:users", "admin:servers", "tokens"} <= {s.split("!")[0] for s in scopes} | scopes
-    assert "admin-ui" not in scopes and "shutdown" not in scopes
+    # exactly what ADMIN_SCOPES (admin:users, admin:servers, tokens) expand to in
+    # JupyterHub 6, unfiltered: nothing more (admin-ui, shutdown, proxy, …) and nothing less
+    assert set(model["scopes"]) == {
+        "admin:auth_state",
+        "admin:server_state",
+        "admin:servers",
+        "admin:users",
+        "delete:servers",
+        "delete:users",
+        "list:users",
+        "read:roles:users",
+        "read:servers",
+        "read:tokens",
+        "read:users",
+        "read:users:activity",
+        "read:users:groups",
+        "read:users:name",
+        "servers",
+        "start:servers",
+        "tokens",
+        "users",
+        "users:activity",
+    }, sorted(model["scopes"])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from spawners.image_specs import load_spec
-from spawners.site import load_site
+from spawners.site.images import load_spec
+from spawners.site.loader import load_site
 
-from .hub import proxied, run_in_kernel
+from ..support.hub import proxied, run_in_kernel
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = load_site(REPO / "hub_config" / "site.local.yaml")

@@ -1,14 +1,23 @@
 """One user cannot reach another's files or server (the demo cluster's users)."""
 
+import pwd
 import stat
 from pathlib import Path
 
-from .hub import proxied, run_in_kernel
+from ..support.hub import demo_users, proxied, run_in_kernel
 
 
 def test_demo_homes_are_private():
-    for home in sorted(Path("/home").glob("demo[0-9][0-9]")):
-        assert stat.S_IMODE(home.stat().st_mode) == 0o700, home
+    # every account the site file names (not whatever /home holds): none may be missing
+    users = demo_users()
+    assert users, "the demo site file names no demo users"
+    for user in users:
+        account = pwd.getpwnam(user)  # KeyError: make up did not create the account
+        home = Path(account.pw_dir)
+        assert home.is_dir(), f"{user}'s home {home} does not exist"
+        info = home.stat()
+        assert info.st_uid == account.pw_uid, f"{home} is not owned by {user}"
+        assert stat.S_IMODE(info.st_mode) == 0o700, (home, oct(info.st_mode))
 
 
 def test_a_users_token_and_kernel_cannot_reach_another_user(hub, session):

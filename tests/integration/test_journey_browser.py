@@ -8,15 +8,17 @@ screenshot and the hub's log there.
 
 import re
 
+import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from .browser import Journey, chromium, open_notebook, run_cells
+from ..support.browser import Journey, chromium, open_notebook, run_cells
 from .tls_hub import IDP_PASSWORD, ISSUER
 
 USER, LOGIN = "demo18", "ada"  # ada.lovelace@uni.example at the IdP, demo18 on the cluster
 NOTEBOOK = "factorylab-notebooks/00-getting-started.ipynb"
 
 
+@pytest.mark.timeout(900)  # the TLS hub's start, a GPU spawn and the browser's waits
 def test_login_to_first_cell_output(tls_hub):
     tls_hub.admin.stop(USER)
     with sync_playwright() as playwright, chromium(playwright, ignore_https_errors=True) as page:

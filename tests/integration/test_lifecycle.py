@@ -1,14 +1,20 @@
 """Sessions that end outside the hub, scheduler outages, and orphan jobs."""
 
+import pwd
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import requests
+import yaml
 
-from .hub import (
+from ..support.hub import (
     HUB_URL,
+    SITE_FILE,
     demo_password,
+    hub_log_mark,
+    hub_log_since,
     job_id_of,
     login,
     proxied,
@@ -16,9 +22,11 @@ from .hub import (
     spawn_failure,
     squeue_active,
 )
+from ..support.services import service
 
 # Site file (demo): squeue every 20 s when steady, poll() every 5 s, orphans after 20 s.
 NOTICE_WITHIN = 20 + 5 + 5
+ORPHAN_GRACE = yaml.safe_load(SITE_FILE.read_text())["slurm"]["orphan_grace"]
 
 
 def _wait_gone(hub, user, timeout):
@@ -63,7 +71,7 @@ def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):
     for user in users:  # like open tabs: each session has seen its token
         assert proxied(hub, user, "api/status", tokens[user]).status_code == 200
 
-    subprocess.run(["/usr/local/sbin/factorylab-service", "stop", "slurmctld"], check=True)
+    service("stop", "slurmctld", check=True)
     outage_began = time.monotonic()
     try:
         # sbatch (and the form's sinfo) retry for ~9 s each before they give up
@@ -75,7 +83,7 @@ def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):
             assert server and server["ready"], f"{user} was dropped during the outage"
             assert proxied(hub, user, "api/status", tokens[user]).status_code == 200
     finally:
-        subprocess.run(["/usr/local/sbin/factorylab-service", "start", "slurmctld"], check=True)
+        service("start", "slurmctld", check=True)
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -91,13 +99,41 @@ def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):
     assert hub.server("demo20") is None
 
 
+def _accounting(job: str, timeout: float = 30) -> dict[str, str]:
+    """The job's final sacct record (slurmdbd gets it a moment after the job ends)."""
+    fields = ("State", "Submit", "End", "ExitCode")
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job, "-o", ",".join(fields)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        record = dict(zip(fields, out.splitlines()[0].split("|"), strict=True)) if out else {}
+        if (record and record["End"] not in ("", "Unknown")) or time.monotonic() >= deadline:
+            return record
+        time.sleep(1)
+
+
 def test_an_orphan_factorylab_job_is_cancelled_after_the_grace():
-    job = sbatch_as("demo19", "--job-name=factorylab")
+    user = "demo19"
+    mark = hub_log_mark()
+    job = sbatch_as(user, "--job-name=factorylab")
     try:
         deadline = time.monotonic() + 20 + 2 * NOTICE_WITHIN
         while squeue_active(["-j", job]) and time.monotonic() < deadline:
             time.sleep(1)
         assert squeue_active(["-j", job]) == "", "the orphan job still runs"
     finally:
-        subprocess.run(["scancel", job], check=False)
+        subprocess.run(["scancel", job], check=False)  # as root: sacct would say "by 0"
+    # ended because the hub cancelled it: scancel run as the job's user (the hub's sudo
+    # rule), not a timeout, a failure, or this test's cleanup as root
+    record = _accounting(job)
+    uid = pwd.getpwnam(user).pw_uid
+    assert record.get("State") == f"CANCELLED by {uid}", record
+    waited = datetime.fromisoformat(record["End"]) - datetime.fromisoformat(record["Submit"])
+    assert waited.total_seconds() >= ORPHAN_GRACE, f"cancelled before the grace: {record}"
+    cancelled = f"Cancelling orphan job {job} of {user}"
+    assert cancelled in hub_log_since(mark, cancelled), "the hub's log does not say it did"
     assert requests.get(f"{HUB_URL}/hub/api/", timeout=10).status_code == 200

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .hub import execute_notebook, proxied, run_in_kernel
+from ..support.hub import execute_notebook, proxied, run_in_kernel
 
 GUARD = '''
 """FactoryLab test guard: no socket may leave this node."""
@@ -132,6 +132,7 @@ CASES = [
 ]
 
 
+@pytest.mark.timeout(900)  # a spawn (90 s) and nbclient's run (up to 420 s) may add up
 @pytest.mark.parametrize(("path", "image", "user", "check"), CASES, ids=[c[1] for c in CASES])
 def test_starter_notebook_runs_in_its_image(hub, session, path, image, user, check):
     session(user, {"image": image, "cpus": "2", "memory": "4G", "walltime": "00:30:00"})
@@ -165,7 +166,8 @@ def test_starter_notebook_runs_in_its_image(hub, session, path, image, user, che
     executed = proxied(hub, user, f"api/contents/factorylab-notebooks/{run_path}", token)
     results = _results(executed.json()["content"])
     assert _finite(results), results
-    assert results.get("workers", 2) == 2
+    # every starter reports how many Dask workers (Slurm jobs) it got; ci-small asks for 2
+    assert results.get("workers") == 2, f"workers reported: {results.get('workers')!r}"
     check(results)
     proxied(hub, user, f"api/contents/factorylab-notebooks/{run_path}", token, method="DELETE")
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .hub import sbatch_as, squeue_active
+from ..support.hub import sbatch_as, squeue_active
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import requests
 
-from .hub import HUB_URL, process_env, proxied, session_pid
+from ..support.hub import HUB_URL, process_env, proxied, session_pid
 
 HOSTILE_BODIES = [
     b"",

@@ -1,9 +1,9 @@
 """Restarting the hub keeps running sessions reachable and re-adopts them."""
 
-import subprocess
 import time
 
-from .hub import job_id_of, proxied
+from ..support.hub import job_id_of, proxied
+from ..support.services import service
 
 
 def test_hub_restart_keeps_a_session(hub, session):
@@ -14,7 +14,7 @@ def test_hub_restart_keeps_a_session(hub, session):
     # Like a user's open tab: the session has already checked this token with the hub.
     assert proxied(hub, user, "api/status", token).status_code == 200
 
-    subprocess.run(["/usr/local/sbin/factorylab-service", "restart", "hub"], check=True)
+    service("restart", "hub", check=True)
     # The proxy is a separate daemon: the session answers even while the hub restarts.
     assert proxied(hub, user, "api/status", token).status_code == 200
     hub.wait_until_up()

@@ -10,13 +10,13 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import requests
 
-from spawners.idle_policy import CULLER_SCOPES
+from spawners.hub.culler import CULLER_SCOPES
 
-from .hub import HUB_URL, demo_password, login, process_env, session_pid, squeue_active
+from ..support.hub import HUB_URL, demo_password, login, process_env, session_pid, squeue_active
+from ..support.services import pid, service
 
 USER = "demo27"
 
@@ -56,13 +56,18 @@ def test_a_sessions_token_is_limited_to_its_own_user_and_server(hub, session):
 
 def _cullers(of_demo_hub: bool = True) -> list[int]:
     """Idle cullers running: the demo hub's children, or every one on the machine."""
-    parent = ["-P", Path("/run/factorylab/hub.pid").read_text().strip()] if of_demo_hub else []
+    parent = []
+    if of_demo_hub:
+        hub_pid = pid("hub")
+        if not hub_pid:
+            return []
+        parent = ["-P", str(hub_pid)]
     found = subprocess.run(
         ["pgrep", *parent, "-f", "jupyterhub_idle_culler --timeout=1 --cull-every="],
         capture_output=True,
         text=True,
     ).stdout.split()
-    return [int(pid) for pid in found]
+    return [int(number) for number in found]
 
 
 def test_the_culler_holds_only_the_culling_scopes():
@@ -106,23 +111,47 @@ def test_login_posts_without_the_xsrf_token_are_refused():
     assert not [c for c in response.cookies if c.name == "jupyterhub-hub-login"]
 
 
-def _service(verb: str) -> int:
-    return subprocess.run(["/usr/local/sbin/factorylab-service", verb, "hub"]).returncode
+def _eventually(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_a_hub_that_stops_or_dies_leaves_no_culler_behind(hub):
-    """A stopped hub stops its culler; a killed hub's culler follows it (PDEATHSIG)."""
+    """A stopped hub stops its culler; a killed hub's culler follows it (PDEATHSIG).
+
+    JupyterHub starts the culler in a session of its own, out of reach of supervisord's
+    stopasgroup/killasgroup: a hub that is stopped stops it itself, and one that is
+    killed (or crashes) leaves it to the kernel's PDEATHSIG, while the service manager
+    starts a new hub with one new culler."""
     for _ in range(2):
-        assert _service("restart") == 0
+        assert service("restart", "hub") == 0
         hub.wait_until_up()
     time.sleep(2)
     assert _cullers(of_demo_hub=False) == _cullers(), "an orphaned culler polls on"
-    os.kill(int(Path("/run/factorylab/hub.pid").read_text()), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while (_cullers(of_demo_hub=False) or _service("status") != 3) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _cullers(of_demo_hub=False), "the killed hub's culler polls on"
-    assert _service("start") == 0
+
+    assert service("stop", "hub") == 0
+    try:
+        assert _eventually(lambda: not _cullers(of_demo_hub=False), 5), (
+            "the stopped hub's culler polls on"
+        )
+    finally:
+        assert service("start", "hub") == 0
+    hub.wait_until_up()
+    time.sleep(2)
+
+    killed, cullers = pid("hub"), set(_cullers())
+    assert killed and len(cullers) == 1
+    os.kill(killed, signal.SIGKILL)
+    assert _eventually(lambda: not cullers & set(_cullers(of_demo_hub=False)), 10), (
+        "the killed hub's culler polls on"
+    )
+    # killed, not stopped: supervisord (autorestart=unexpected) or systemd
+    # (Restart=on-failure) starts the hub again
+    assert _eventually(lambda: pid("hub") not in (None, killed), 30), "the hub stayed down"
     hub.wait_until_up()
     time.sleep(2)
     assert len(_cullers()) == 1 and _cullers(of_demo_hub=False) == _cullers()

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from .hub import squeue_active
+from ..support.hub import squeue_active
 
 
 def _sbatch(user: str, *options: str) -> subprocess.CompletedProcess:

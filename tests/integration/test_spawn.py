@@ -1,10 +1,15 @@
 """One real spawn end to end: hub API → Slurm job as the user → proxy → JupyterLab."""
 
+import json
 import os
 import pwd
+import re
+import subprocess
 import time
 
-from .hub import job_id_of, proxied, run_in_kernel, sdiag_count, squeue_active
+from spawners.session.job import SIGNATURE_PREFIX
+
+from ..support.hub import job_id_of, proxied, run_in_kernel, sdiag_count, squeue_active
 
 
 def test_cpu_session_runs_as_the_user_behind_the_proxy(hub, session):
@@ -88,3 +93,45 @@ def test_refused_options_submit_nothing(hub):
     hub.start(user)
     assert squeue_active(["-u", user, "-o", "%P"]) == "cpu"
     hub.stop(user)
+
+
+def test_job_script_command_prints_the_script_sbatch_received(hub, session, tmp_path):
+    """``factorylab job-script`` shows an admin what a request submits: the same script
+    Slurm stored for the real spawn, less what JupyterHub adds at spawn time (its own
+    variables with the server's token, its server arguments) and the hub's signature."""
+    user, options = "demo33", {"partition": "cpu", "cpus": 2, "memory": "3G"}
+    session(user, options)
+    job = job_id_of(user)
+    stored = tmp_path / "stored.sh"
+    subprocess.run(["scontrol", "write", "batch_script", job, str(stored)], check=True)
+    printed = subprocess.run(
+        [
+            "/opt/factorylab/hub/bin/factorylab",
+            "job-script",
+            "/etc/factorylab/site.yaml",
+            "--user",
+            user,
+            "--options",
+            json.dumps(options),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def without_hub_parts(script: str) -> list[str]:
+        lines = []
+        for line in script.splitlines():
+            if re.match(r"export (JUPYTERHUB_\w+|JPY_API_TOKEN|LANG|LC_ALL)=", line):
+                continue
+            if line.startswith(SIGNATURE_PREFIX):
+                continue
+            lines.append(re.sub(r" --SingleUserNotebookApp\.default_url=\S+", "", line))
+        return lines
+
+    submitted = stored.read_text()
+    token_line = "\nexport JUPYTERHUB_API_TOKEN="
+    assert token_line in submitted and SIGNATURE_PREFIX in submitted
+    assert token_line not in printed and SIGNATURE_PREFIX not in printed
+    assert without_hub_parts(printed) == without_hub_parts(submitted)
+    assert "#SBATCH --cpus-per-task=2" in printed and "#SBATCH --mem=3G" in printed

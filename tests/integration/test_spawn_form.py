@@ -15,10 +15,18 @@ import pytest
 import requests
 import yaml
 
-from spawners.session_request import FIELDS
+from spawners.session.request import FIELDS
 from tests.unit.test_session_request import ENTITLED_HOSTILE, HOSTILE
 
-from .hub import HUB_URL, demo_password, job_id_of, login, proxied, sdiag_count, squeue_active
+from ..support.hub import (
+    HUB_URL,
+    demo_password,
+    job_id_of,
+    login,
+    proxied,
+    sdiag_count,
+    squeue_active,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())

@@ -12,10 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import websocket
 
-from .hub import (
+from ..support.hub import (
     ADMIN_TOKEN_FILE,
     HUB_URL,
     demo_password,
@@ -53,6 +54,7 @@ def _open_tab(hub, user, token, stop: threading.Event) -> None:
         stop.wait(3)
 
 
+@pytest.mark.timeout(900)  # two spawns, a Dask worker's start, then the idle limit itself
 def test_idle_gpu_session_is_culled_busy_one_is_not(hub, session):
     idle_user, busy_user = "demo36", "demo37"
     gpus_before = _gpus_in_use()
@@ -123,7 +125,14 @@ def test_time_left_warning_and_extend_within_policy(hub, session):
     # JupyterLab loads the status-bar extension that shows this
     lab = proxied(hub, user, "lab", token)
     assert lab.status_code == 200 and '"factorylab-session"' in lab.text
-    script = proxied(hub, user, "lab/extensions/factorylab-session/static/remoteEntry.js", token)
+    # (built by @jupyterlab/builder: the entry file's name is hashed, the code is a chunk)
+    static = Path("/opt/factorylab/envs/base/share/jupyter/labextensions/factorylab-session")
+    built = json.loads((static / "package.json").read_text())["jupyterlab"]["_build"]["load"]
+    entry = proxied(hub, user, f"lab/extensions/factorylab-session/{built}", token)
+    assert entry.status_code == 200 and "factorylab-session" in entry.text
+    chunks = [p for p in (static / "static").glob("*.js") if "registerStatusItem" in p.read_text()]
+    assert chunks, "no built chunk of the extension registers the status item"
+    script = proxied(hub, user, f"lab/extensions/factorylab-session/static/{chunks[0].name}", token)
     assert script.status_code == 200 and "registerStatusItem" in script.text
 
     # within policy: the site's step (30 minutes); Slurm shows the new limit

@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .browser import ARTIFACTS, chromium
-from .hub import HUB_URL, demo_password
+from ..support.browser import ARTIFACTS, chromium
+from ..support.hub import HUB_URL, demo_password
 
 
 def _seconds(text: str) -> int:

@@ -12,12 +12,15 @@ import ssl
 import stat
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from .hub import process_env, proxied, run_in_kernel, session_pid
-from .tls_hub import IDP_PASSWORD, ISSUER, TlsHub
+from ..support.hub import process_env, proxied, run_in_kernel, session_pid
+from .tls_hub import IDP_PASSWORD, ISSUER, STATE, TlsHub
+
+INTERNAL_CERTS = STATE / "internal-ssl"  # the TLS hub's internal CAs (site: internal_certs_dir)
 
 
 def oidc_login(
@@ -119,17 +122,21 @@ def test_internal_ssl_session_end_to_end(tls_hub):
             assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         assert "FACTORYLAB_TLS_FILES" not in env  # the launcher took the PEMs out
         assert env["JUPYTERHUB_API_URL"].startswith("https://")
-        port = int(env["JUPYTERHUB_SERVICE_URL"].rsplit(":", 1)[1].split("/")[0])
-        # the session's server speaks TLS and wants a client certificate signed by the hub
-        assert not _plain_http_answer(port).startswith(b"HTTP/")
-        anonymous = ssl.create_default_context(cafile=env["JUPYTERHUB_SSL_CLIENT_CA"])
-        with (
-            pytest.raises((ssl.SSLError, ConnectionError)),
-            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-            anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-        ):
-            tls.sendall(b"GET /user/demo18/api/status HTTP/1.0\r\n\r\n")
-            tls.recv(100)
+        address = _listening_at(env["JUPYTERHUB_SERVICE_URL"])
+        # the session's server listens (a refused connection fails here), speaks only TLS,
+        # and answers a client with a certificate signed by the hub, and no other
+        assert not _plain_http_answer(address).startswith(b"HTTP/")
+        with_cert = _client_context()
+        with_cert.load_cert_chain(
+            INTERNAL_CERTS / "hub-internal" / "hub-internal.crt",
+            INTERNAL_CERTS / "hub-internal" / "hub-internal.key",
+        )
+        answer = _https_answer(address, with_cert)
+        assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 "), answer
+        refusal = _https_answer(address, _client_context())
+        assert not isinstance(refusal, bytes) or not refusal.startswith(b"HTTP/"), refusal
+        # the server refused us, not we it: the client trusts the server's CA
+        assert not isinstance(refusal, ssl.SSLCertVerificationError), refusal
         # through the public https proxy, all works
         token = admin.user_token(user)
         assert proxied(admin, user, "api/contents", token).status_code == 200
@@ -147,13 +154,43 @@ def test_internal_ssl_session_end_to_end(tls_hub):
         admin.stop(user)
 
 
-def _plain_http_answer(port: int) -> bytes:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+def _listening_at(service_url: str) -> tuple[str, int]:
+    """The host and port the session's server listens on, from its JUPYTERHUB_SERVICE_URL."""
+    url = urlsplit(service_url)
+    host = url.hostname if url.hostname not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
+    return host, url.port
+
+
+def _plain_http_answer(server: tuple[str, int]) -> bytes:
+    """What the server sends back to plain HTTP: never an HTTP answer from a TLS server.
+
+    Connecting must work: a port nobody listens on fails the test, not passes it.
+    """
+    with socket.create_connection(server, timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        try:
             return raw.recv(100)
-    except ConnectionError:
-        return b""
+        except (ConnectionResetError, TimeoutError):  # it hung up, or said nothing
+            return b""
+
+
+def _client_context() -> ssl.SSLContext:
+    """A TLS client that trusts the sessions' CA (as the proxy does), with no certificate."""
+    return ssl.create_default_context(cafile=INTERNAL_CERTS / "proxy-client-ca_trust.crt")
+
+
+def _https_answer(server: tuple[str, int], context: ssl.SSLContext) -> bytes | OSError:
+    """The first bytes of the server's answer over TLS, or how it ended the connection.
+
+    Connecting must work (a refused connection raises): only the TLS layer may refuse.
+    """
+    with socket.create_connection(server, timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=server[0]) as tls:
+                tls.sendall(b"GET /user/demo18/api/status HTTP/1.0\r\n\r\n")
+                return tls.recv(100)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+            return exc
 
 
 def _activity(admin, user: str) -> float:

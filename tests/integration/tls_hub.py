@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from .hub import Hub
+from ..support.hub import Hub
 
 REPO = Path(__file__).resolve().parents[2]
 OIDC_DIR = REPO / "tests" / "oidc"

@@ -29,13 +29,7 @@ from spawners.session.dask import dask_tls_files, session_dask_config
 from spawners.session.paths import session_dir
 from spawners.session.request import parse_request
 
-LAUNCHER = (
-    Path(__file__).resolve().parents[3]
-    / "spawners"
-    / "session"
-    / "templates"
-    / "session_launcher.py"
-)
+from .test_session_launcher import LAUNCHER
 
 
 @pytest.fixture(scope="module")

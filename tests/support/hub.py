@@ -16,6 +16,8 @@ import yaml
 
 HUB_URL = os.environ.get("FACTORYLAB_URL", "http://127.0.0.1:8000")
 ADMIN_TOKEN_FILE = Path("/etc/factorylab/admin-api.token")
+HUB_LOG = Path("/var/log/factorylab/hub.log")  # the demo hub's log (ansible/roles/hub)
+SITE_FILE = Path(__file__).resolve().parents[2] / "hub_config" / "site.local.yaml"
 
 
 class Hub:
@@ -119,8 +121,35 @@ def spawn_failure(hub: Hub, user: str, response: requests.Response) -> str:
 
 def demo_password() -> str:
     """The demo users' password, from the site file `make up` deploys."""
-    site = Path(__file__).resolve().parents[2] / "hub_config" / "site.local.yaml"
-    return yaml.safe_load(site.read_text())["demo"]["password"]
+    return yaml.safe_load(SITE_FILE.read_text())["demo"]["password"]
+
+
+def demo_users() -> list[str]:
+    """Every demo account `make up` creates: ``demo01`` … ``demo40`` (ansible/roles/users)."""
+    demo = yaml.safe_load(SITE_FILE.read_text())["demo"]
+    assert demo.get("enabled"), "the demo site file has no demo users"
+    prefix, count = demo.get("prefix", "demo"), int(demo.get("count", 40))
+    width = max(2, len(str(count)))
+    return [f"{prefix}{n:0{width}d}" for n in range(1, count + 1)]
+
+
+def hub_log_mark() -> int:
+    """Where the hub's log ends now; pass it to :func:`hub_log_since`."""
+    return HUB_LOG.stat().st_size
+
+
+def hub_log_since(mark: int, wanted: str = "", timeout: float = 10) -> str:
+    """What the hub logged after ``mark``, once it holds ``wanted`` (or ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with HUB_LOG.open("rb") as log:
+            if log.seek(0, os.SEEK_END) < mark:  # truncated since: a new log
+                mark = 0
+            log.seek(mark)
+            text = log.read().decode(errors="replace")
+        if wanted in text or time.monotonic() >= deadline:
+            return text
+        time.sleep(0.3)
 
 
 def login(user: str, password: str) -> tuple[requests.Session, requests.Response]:
