@@ -1,5 +1,6 @@
 """The in-job launcher, run for real against a fake server and a local hub API."""
 
+import contextlib
 import json
 import os
 import runpy
@@ -74,6 +75,19 @@ def fake_server(tmp_path):
     return path
 
 
+_LAUNCHED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """Each launcher runs in a session of its own; the whole session goes after the test
+    (the servers it started, and their children, included)."""
+    yield
+    while _LAUNCHED:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(_LAUNCHED.pop().pid, signal.SIGKILL)
+
+
 def _launch(fake_server, hub, **extra_env):
     env = {
         "JUPYTERHUB_API_URL": hub.url,
@@ -82,14 +96,17 @@ def _launch(fake_server, hub, **extra_env):
         "PATH": "/usr/bin:/bin",
         **extra_env,
     }
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-I", "-", str(fake_server), "--debug"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         text=True,
+        start_new_session=True,
     )
+    _LAUNCHED.append(proc)
+    return proc
 
 
 def _launch_until_reported(server, hub, timeout: float = 10):
@@ -153,8 +170,6 @@ def test_a_squatted_port_is_given_up_for_one_the_server_alone_holds(tmp_path):
         _, _, body, listening = hub.reports[0]
         assert body["port"] != int(marker.read_text()) and listening
     finally:
-        proc.kill()
-        subprocess.run(["pkill", "-f", f"s.bind\\(\\('127.0.0.1', {marker.read_text()}\\)"])
         hub.server.shutdown()
 
 
