@@ -8,9 +8,9 @@ import json
 import pwd
 import sys
 
-from spawners.hub.options import user_entitlements
+from spawners.hub.options import check_request
 from spawners.session.job import render_job_script, session_job_spec
-from spawners.session.request import SITE_CHECKS, InvalidRequest, parse_request
+from spawners.session.request import SITE_CHECKS, InvalidRequest
 from spawners.site.auth import SecretFileError, read_client_secret
 from spawners.site.images import SpecError, definition_path, image_names, render_definition
 from spawners.site.loader import SiteFileError, load_site
@@ -66,8 +66,9 @@ def image_defs(images_dir: str, check: bool) -> int:
 def job_script(path: str, user: str, options: str, server_name: str) -> int:
     """Print the batch script a spawn with ``options`` would submit for ``user``.
 
-    The request goes through the same checks as a spawn: the site file, the user's
-    groups, accounts and reservations (from Slurm where the site says so). The script
+    The request goes through the same checks as a spawn (:func:`check_request`): the
+    site file, the user's groups, accounts and reservations, and what is free now. The
+    script
     is the one the hub submits, less what JupyterHub adds at spawn time: its own
     ``JUPYTERHUB_*`` variables with the server's token, and the hub's signature.
     """
@@ -84,14 +85,19 @@ def job_script(path: str, user: str, options: str, server_name: str) -> int:
         reason = f"no user named {user!r}" if isinstance(exc, KeyError) else str(exc)
         print(f"factorylab job-script: {reason}", file=sys.stderr)
         return 2
-    rights = asyncio.run(user_entitlements(site, user, shared_cluster_state(site)))
     try:
-        request = parse_request(chosen, site, rights)
+        request = asyncio.run(check_request(site, user, chosen, shared_cluster_state(site)))
     except InvalidRequest as exc:
         print(f"Your session would not be submitted. {exc}", file=sys.stderr)
         return 1
-    spec = session_job_spec(site, request, user, account.pw_dir, server_name)
-    sys.stdout.write(render_job_script(spec))
+    try:
+        script = render_job_script(
+            session_job_spec(site, request, user, account.pw_dir, server_name)
+        )
+    except ValueError as exc:
+        print(f"factorylab job-script: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(script)
     return 0
 
 

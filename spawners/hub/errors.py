@@ -22,12 +22,16 @@ class SessionError(SpawnException):
         return self.message
 
 
-class LinkPrefillsForm(SessionError):
-    """A spawn link chose settings: the form shows them and waits for the user's Start."""
+class LinkPrefillsForm(Exception):
+    """A spawn link chose settings: the form shows them and waits for the user's Start.
 
-    def __init__(self) -> None:
-        super().__init__(
-            "The link you followed chose the settings below. Check them and press Start.",
-            reason="link-prefills-form",
-            status_code=400,
-        )
+    Not a :class:`SpawnException`: nothing failed, and the page answers 200. JupyterHub
+    renders the form when ``options_from_query`` raises, with this message above it.
+    """
+
+    jupyterhub_message = (
+        "The link you followed chose the settings below. Check them and press Start."
+    )
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message

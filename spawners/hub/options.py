@@ -54,6 +54,20 @@ async def user_entitlements(site: Site, user: str, cluster: ClusterStateCache) -
     return entitlements_for(site, user, groups, accounts, reservations)
 
 
+async def check_request(
+    site: Site, user: str, user_options: dict, cluster: ClusterStateCache
+) -> SessionRequest:
+    """``user_options`` checked as every spawn checks them: against the site file, the
+    user's entitlements (computed once here) and what the cluster has free now.
+
+    Raises :class:`~spawners.session.request.InvalidRequest`.
+    """
+    allowed = await user_entitlements(site, user, cluster)
+    state = await cluster.get()
+    live = state.partitions if state.error is None else None
+    return parse_request(user_options or {}, site, allowed, live)
+
+
 async def apply_user_options(spawner: SessionOptionsMixin, user_options: dict) -> None:
     """JupyterHub's ``apply_user_options`` hook: validate before anything is submitted.
 
@@ -104,14 +118,8 @@ class SessionOptionsMixin(HasTraits):
         return await user_entitlements(self.site, self.user.name, self.cluster)
 
     async def validate_options(self, user_options: dict) -> SessionRequest:
-        """Parse ``user_options`` against the site, the user's rights and the live cluster.
-
-        Raises :class:`~spawners.session.request.InvalidRequest`.
-        """
-        allowed = await self.entitlements()
-        state = await self.cluster.get()
-        live = state.partitions if state.error is None else None
-        return parse_request(user_options or {}, self.site, allowed, live)
+        """Parse ``user_options`` as :func:`check_request` does, for this spawner's user."""
+        return await check_request(self.site, self.user.name, user_options, self.cluster)
 
     def refuse(self, exc: InvalidRequest, user_options: dict) -> SessionError:
         """Remember a refused choice for the form, restore the accepted one, build the 400."""

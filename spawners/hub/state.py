@@ -42,8 +42,10 @@ def save(spawner: object, job_id: str) -> dict:
     """The saved-state fields of ``spawner`` worth writing (empty ones are left out)."""
     state = {}
     for name in SAVED_FIELDS:
-        value = getattr(spawner, name)
-        if value or (name in JOB_ONLY_STATE and job_id):
+        if name in JOB_ONLY_STATE:
+            if job_id:
+                state[name] = getattr(spawner, name)
+        elif value := getattr(spawner, name):
             state[name] = value
     return state
 
@@ -53,7 +55,12 @@ def restore(spawner: object, state: dict) -> None:
     defaults = SavedState()
     for name in SAVED_FIELDS:
         value = state.get(name)
-        setattr(spawner, name, getattr(defaults, name) if value is None else value)
+        default = getattr(defaults, name)
+        if value is None:
+            value = default
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            value = type(default)(value)  # a database may hand back "12" or 12.0
+        setattr(spawner, name, value)
 
 
 def kept(state: dict) -> dict:

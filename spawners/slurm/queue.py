@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from spawners.slurm.client import SlurmClient, SlurmError
 from spawners.slurm.jobs import SlurmJob
 
-log = logging.getLogger("factorylab.job_monitor")
+log = logging.getLogger("factorylab.slurm.queue")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from spawners.session.request import FIELDS
-from tests.unit.test_session_request import ENTITLED_HOSTILE, HOSTILE
+from tests.unit.session.test_request import ENTITLED_HOSTILE, HOSTILE
 
 from ..support.hub import (
     HUB_URL,

@@ -7,8 +7,11 @@ import pwd
 import pytest
 
 from spawners.cli import main
+from spawners.hub import options
+from spawners.session.entitlements import unix_groups
 from spawners.session.job import render_job_script, session_job_spec
-from spawners.session.request import parse_request
+from spawners.session.request import entitlements_for, parse_request
+from spawners.slurm.cluster import ClusterState
 
 from .conftest import REPO
 
@@ -21,19 +24,22 @@ def user() -> str:
     return pwd.getpwuid(0).pw_name
 
 
+class _NoCluster:
+    """A cluster cache whose scheduler does not answer: no live figures to check."""
+
+    async def get(self) -> ClusterState:
+        return ClusterState(error="no scheduler in unit tests")
+
+
 @pytest.fixture(autouse=True)
 def _no_slurm(monkeypatch):
-    """Accounts and reservations come from the site file here, not from Slurm."""
-    from spawners.hub import options
+    """No Slurm here: no accounts or reservations from it, no live figures."""
 
     async def _no_accounts(site, user, cluster):
-        from spawners.session.entitlements import unix_groups
-        from spawners.session.request import entitlements_for
-
         return entitlements_for(site, user, unix_groups(user), (), ())
 
     monkeypatch.setattr(options, "user_entitlements", _no_accounts)
-    monkeypatch.setattr("spawners.cli.user_entitlements", _no_accounts)
+    monkeypatch.setattr("spawners.cli.shared_cluster_state", lambda site: _NoCluster())
 
 
 def test_job_script_prints_what_the_hub_renders(site, user, capsys):
@@ -57,6 +63,7 @@ def test_job_script_refuses_what_a_spawn_refuses(user, capsys):
         (["--user", "no-such-user-x"], "no user named 'no-such-user-x'"),
         (["--user", "root", "--options", "[1]"], "--options must be a JSON object"),
         (["--user", "root", "--options", "{"], "Expecting property name"),
+        (["--user", "root", "--server", "../x"], "server names may use letters"),
     ],
 )
 def test_job_script_bad_input_is_a_sentence(argv, message, capsys):

@@ -40,7 +40,7 @@ def test_factorylab_hub_config_removes_batchspawner_handler():
 
     from spawners.hub.config import configure_hub
 
-    from .conftest import REPO
+    from ..conftest import REPO
 
     def legacy_routes():
         return [r for r in apihandlers.default_handlers if r[0].endswith("/api/batchspawner")]

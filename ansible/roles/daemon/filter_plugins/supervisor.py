@@ -19,9 +19,9 @@ except ImportError:  # the unit tests render the templates without Ansible
         pass
 
 
-ENV_LINE = re.compile(r"^([A-Z_][A-Z0-9_]*)=([A-Za-z0-9_./:@+-]*)$")
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-ENV_VALUE = re.compile(r"^[A-Za-z0-9_./:@+-]*$")
+ENV_LINE = re.compile(r"([A-Z_][A-Z0-9_]*)=([A-Za-z0-9_./:@+-]*)")
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+ENV_VALUE = re.compile(r"[A-Za-z0-9_./:@+-]*")
 
 
 def env_file_vars(text: str, path: str = "the environment file") -> dict[str, str]:
@@ -32,7 +32,7 @@ def env_file_vars(text: str, path: str = "the environment file") -> dict[str, st
     for number, line in enumerate(str(text).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        match = ENV_LINE.match(line)
+        match = ENV_LINE.fullmatch(line)
         if not match:
             raise AnsibleFilterError(f"{path}, line {number}: not KEY=VALUE with plain characters")
         found[match.group(1)] = match.group(2)
@@ -44,7 +44,7 @@ def supervisor_environment(env: dict) -> str:
     pairs = []
     for key, value in env.items():
         key, value = str(key), str(value)
-        if not ENV_NAME.match(key) or not ENV_VALUE.match(value):
+        if not ENV_NAME.fullmatch(key) or not ENV_VALUE.fullmatch(value):
             raise AnsibleFilterError(f"environment variable {key[:40]!r}: not plain characters")
         pairs.append(f'{key}="{value}"')
     return ",".join(pairs)
