@@ -8,6 +8,7 @@ import json
 import pwd
 import sys
 
+from spawners.doctor import diagnose
 from spawners.hub.options import check_request
 from spawners.session.job import render_job_script, session_job_spec
 from spawners.session.request import SITE_CHECKS, InvalidRequest
@@ -101,6 +102,18 @@ def job_script(path: str, user: str, options: str, server_name: str) -> int:
     return 0
 
 
+def doctor(path: str, hub_user: str) -> int:
+    """Check a site file against the cluster this runs on; print one line a check."""
+    try:
+        site = load_site(path, SITE_CHECKS)
+    except SiteFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    lines, status = diagnose(site, hub_user)
+    print("\n".join(lines))
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``factorylab`` console script."""
     parser = argparse.ArgumentParser(prog="factorylab", description="FactoryLab site tools.")
@@ -119,9 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     script.add_argument("--user", required=True, help="the Unix user the session is for")
     script.add_argument("--options", default="{}", help="user options as JSON, as the API takes")
     script.add_argument("--server", default="", help="the named server (default: none)")
+    checkup = commands.add_parser(
+        "doctor", help="check the site file against this cluster: Slurm, munge, sudo"
+    )
+    checkup.add_argument("file", help="the site file")
+    checkup.add_argument("--hub-user", default="factorylab", help="the account the hub runs as")
     args = parser.parse_args(argv)
     if args.command == "check-site":
         return check_site(args.file)
+    if args.command == "doctor":
+        return doctor(args.file, args.hub_user)
     if args.command == "job-script":
         return job_script(args.file, args.user, args.options, args.server)
     if args.command == "image-defs":
