@@ -7,6 +7,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLS ?= /opt/factorylab/tools
 SITE ?= hub_config/site.local.yaml
+# The demo cluster's compute nodes: make up NODES=N (1 to 8).
+NODES ?= 2
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 .PHONY: help up down images test unit integration lint bench venv browser idp
 
 help:
-	@echo "make up      bring up Slurm + JupyterHub on this machine (root)"
+	@echo "make up      bring up the demo cluster (login node + NODES=2 compute nodes) and the hub (root)"
 	@echo "make down    stop everything make up started"
 	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
@@ -25,8 +27,11 @@ help:
 	@echo "Needs Debian 12, root, make and git; the targets install the rest (python3-venv too)."
 
 up:
+	@if [[ ! "$(NODES)" =~ ^[1-8]$$ ]]; then \
+	  echo "NODES=$(NODES): the demo cluster has 1 to 8 compute nodes. Run make up NODES=2 (the default) or another number from 1 to 8." >&2; \
+	  exit 2; fi
 	@ansible/bootstrap.sh
-	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml
+	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml -e factorylab_demo_node_count=$(NODES)
 	@$(TOOLS)/bin/python -c 'import yaml,sys; s=yaml.safe_load(open("$(SITE)")); d=s.get("demo",{}); \
 	print("\nFactoryLab is up: " + s.get("hub",{}).get("public_url","http://127.0.0.1:8000")); \
 	print("Demo login (demo only): %s01 … %s%02d, password %r" % (d.get("prefix","demo"), d.get("prefix","demo"), d.get("count",40), d.get("password"))) if d.get("enabled") else None; \

@@ -103,8 +103,51 @@ def demo_associations(site_data: dict) -> list[dict]:
     return rows
 
 
+#: The demo cluster's GPU layout, node by node in turn: the nodes differ, so GPU types
+#: and per-node limits are real (4 H100 on c01, 2 A100 on c02, 4 H100 on c03, …).
+DEMO_GPU_LAYOUT = (("h100", 4), ("a100", 2))
+DEMO_MAX_NODES = 8
+
+
+def demo_nodes(count: object, network_prefix: str = "10.213.0") -> list[dict]:
+    """The demo cluster's compute nodes for ``make up NODES=count``.
+
+    Each is ``{name, address, gpu_type, gpu_count}``; the login node is ``.1`` of the
+    same /24 and the nodes are ``.11`` on.
+
+    >>> [(n["name"], n["address"], n["gpu_type"]) for n in demo_nodes("2")]
+    [('c01', '10.213.0.11', 'h100'), ('c02', '10.213.0.12', 'a100')]
+    >>> demo_nodes(0)
+    Traceback (most recent call last):
+    ValueError: NODES=0: the demo cluster has 1 to 8 compute nodes. Run make up NODES=2 (the default) or another number from 1 to 8.
+    """
+    text = str(count).strip()
+    if not text.isdigit() or not 1 <= int(text) <= DEMO_MAX_NODES:
+        raise ValueError(
+            f"NODES={text or '(empty)'}: the demo cluster has 1 to {DEMO_MAX_NODES} compute "
+            f"nodes. Run make up NODES=2 (the default) or another number from 1 to "
+            f"{DEMO_MAX_NODES}."
+        )
+    nodes = []
+    for index in range(1, int(text) + 1):
+        gpu_type, gpu_count = DEMO_GPU_LAYOUT[(index - 1) % len(DEMO_GPU_LAYOUT)]
+        nodes.append(
+            {
+                "name": f"c{index:02d}",
+                "address": f"{network_prefix}.{10 + index}",
+                "gpu_type": gpu_type,
+                "gpu_count": gpu_count,
+            }
+        )
+    return nodes
+
+
 class FilterModule:
     """Registers the filters with Ansible."""
 
     def filters(self) -> dict:
-        return {"slurm_limits": slurm_limits, "demo_associations": demo_associations}
+        return {
+            "slurm_limits": slurm_limits,
+            "demo_associations": demo_associations,
+            "demo_nodes": demo_nodes,
+        }

@@ -100,6 +100,12 @@ class SlurmSpawner(
         # separately (site file: slurm.max_queue_wait, slurm.server_start_timeout).
         return self.site.slurm.max_queue_wait + self.site.slurm.server_start_timeout + 60
 
+    @default("ip")
+    def _default_ip(self) -> str:
+        # Empty: the session listens on its compute node's own address, which only the
+        # job knows (the launcher looks it up); the proxy gets it from Slurm's batch host.
+        return ""
+
     @default("poll_interval")
     def _poll_interval_default(self) -> int:
         # poll() only reads the shared snapshot: polling often costs the scheduler nothing.
@@ -147,7 +153,7 @@ class SlurmSpawner(
         """Submit the session job and wait until its server has a port."""
         site = self.site
         request: SessionRequest = self.session_request or parse_request({}, site)
-        self.port = 0
+        self.ip, self.port = "", 0  # the new job's node decides (see _default_ip)
         self.ended_message = ""
         self.idle_limit = idle_limit(site, request)
         self.kernel_activity = time.time()

@@ -312,9 +312,11 @@ def start_server(server, args):
         service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
         if service_url:
             parts = urllib.parse.urlsplit(service_url)
-            if parts.hostname not in (None, "", "0.0.0.0", "::"):
-                probe_host = parts.hostname
-            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            # No address from the hub: the node's own, where the hub and proxy reach it.
+            address = parts.hostname or node_address()
+            if address not in ("0.0.0.0", "::"):
+                probe_host = address
+            host = f"[{address}]" if ":" in address else address
             netloc = f"{host}:{port}"
             os.environ["JUPYTERHUB_SERVICE_URL"] = parts._replace(netloc=netloc).geturl()
         sys.stdout.flush()
