@@ -102,14 +102,14 @@ def job_script(path: str, user: str, options: str, server_name: str) -> int:
     return 0
 
 
-def doctor(path: str, hub_user: str) -> int:
+def doctor(path: str, hub_user: str, probe: bool = True) -> int:
     """Check a site file against the cluster this runs on; print one line a check."""
     try:
         site = load_site(path, SITE_CHECKS)
     except SiteFileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    lines, status = diagnose(site, hub_user)
+    lines, status = diagnose(site, hub_user, probe=probe)
     print("\n".join(lines))
     return status
 
@@ -133,15 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     script.add_argument("--options", default="{}", help="user options as JSON, as the API takes")
     script.add_argument("--server", default="", help="the named server (default: none)")
     checkup = commands.add_parser(
-        "doctor", help="check the site file against this cluster: Slurm, munge, sudo"
+        "doctor",
+        help="check the site file against this cluster: Slurm, munge, sudo, and a probe job "
+        "on every node (names, home, images, network both ways, clock)",
     )
     checkup.add_argument("file", help="the site file")
     checkup.add_argument("--hub-user", default="factorylab", help="the account the hub runs as")
+    checkup.add_argument(
+        "--no-probes", action="store_true", help="submit no probe jobs (the checks from here only)"
+    )
     args = parser.parse_args(argv)
     if args.command == "check-site":
         return check_site(args.file)
     if args.command == "doctor":
-        return doctor(args.file, args.hub_user)
+        return doctor(args.file, args.hub_user, probe=not args.no_probes)
     if args.command == "job-script":
         return job_script(args.file, args.user, args.options, args.server)
     if args.command == "image-defs":

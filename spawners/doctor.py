@@ -8,16 +8,19 @@ Any FAIL makes the exit status non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
 import pwd
 import re
+import socket
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from spawners import probes
 from spawners.site import Site
 from spawners.slurm.partitions import gpu_counts
 
@@ -77,11 +80,15 @@ def _first_line(text: str) -> str:
 class Doctor:
     """The checks of one site against the cluster, through ``runner`` (faked in tests)."""
 
-    def __init__(self, site: Site, hub_user: str = "factorylab", runner: Runner = run):
+    def __init__(
+        self, site: Site, hub_user: str = "factorylab", runner: Runner = run, probe: bool = True
+    ):
         self.site = site
         self.hub_user = hub_user
         self.runner = runner
+        self.probe = probe
         self.bin = site.slurm.bin_dir.rstrip("/")
+        self.as_hub = [] if os.geteuid() != 0 else ["runuser", "-u", hub_user, "--"]
 
     def slurm(self, verb: str, *args: str) -> Ran:
         """Run a Slurm command from ``slurm.bin_dir``."""
@@ -102,7 +109,10 @@ class Doctor:
             return
         yield from self.partitions(nodes)
         yield self.memory_defaults()
-        yield from self.sudo_rules()
+        sudo = list(self.sudo_rules())
+        yield from sudo
+        if self.probe and all(check.ok for check in sudo):
+            yield from self.probe_jobs(nodes)
 
     def commands(self) -> Check:
         """The Slurm commands FactoryLab runs are in ``slurm.bin_dir``."""
@@ -259,7 +269,7 @@ class Doctor:
             return
         partition = self.site.defaults.partition
         test = ["sbatch", "--test-only", f"--partition={partition}", "--wrap=true"]
-        as_hub = [] if os.geteuid() != 0 else ["runuser", "-u", self.hub_user, "--"]
+        as_hub = self.as_hub
         member = self.runner(
             [*as_hub, "sudo", "-n", "-u", members[0], f"{self.bin}/{test[0]}", *test[1:]]
         )
@@ -288,10 +298,65 @@ class Doctor:
                 return
         yield Check("sudo refusal", True, f"{self.hub_user} may not submit as root or nobody")
 
+    def probe_jobs(self, nodes: list[dict]) -> Iterator[Check]:
+        """A probe job per node and partition, as a sample user (see :mod:`spawners.probes`)."""
+        user = grp.getgrnam(self.site.users.group).gr_mem[0]
+        home = pwd.getpwnam(user).pw_dir
+        try:
+            home_inode: int | None = os.stat(home).st_ino
+        except OSError:
+            home_inode = None
+        plan = probes.plan(list(self.site.partitions), nodes)
+        with socket.socket() as listener:
+            try:
+                listener.bind((self.site.hub.hub_connect_ip, 0))
+            except OSError as exc:
+                yield Check(
+                    "probe jobs",
+                    False,
+                    f"cannot listen on hub.hub_connect_ip {self.site.hub.hub_connect_ip} ({exc}); "
+                    "run the doctor on the hub host",
+                )
+                return
+            listener.listen(len(plan) + 4)
+            jobs = []
+            for probe in plan:
+                script = probes.job_script(self.site, probe, listener.getsockname()[:2])
+                sbatch = [
+                    *self.as_hub,
+                    "sudo",
+                    "-n",
+                    "-u",
+                    user,
+                    f"{self.bin}/sbatch",
+                    "--parsable",
+                ]
+                done = self.runner(sbatch, stdin=script)
+                if done.returncode != 0:
+                    yield Check(
+                        probe.label,
+                        False,
+                        f"sbatch as {user} refused the probe job ({_first_line(done.stderr)})",
+                    )
+                    continue
+                jobs.append(done.stdout.strip().split(";")[0])
+            try:
+                reports = probes.collect(listener, plan, probes.REPORT_TIMEOUT)
+                for probe in plan:
+                    for name, ok, detail in probes.report_lines(
+                        probe, reports.get(probe.nonce), home, home_inode
+                    ):
+                        yield Check(name, ok, detail)
+            finally:
+                with contextlib.suppress(Exception):
+                    self.runner(
+                        [*self.as_hub, "sudo", "-n", "-u", user, f"{self.bin}/scancel", *jobs]
+                    )
+
 
 def diagnose(
-    site: Site, hub_user: str = "factorylab", runner: Runner = run
+    site: Site, hub_user: str = "factorylab", runner: Runner = run, probe: bool = True
 ) -> tuple[list[str], int]:
     """The report's lines, and the exit status: 1 if any check failed."""
-    results = list(Doctor(site, hub_user, runner).checks())
+    results = list(Doctor(site, hub_user, runner, probe).checks())
     return [check.line() for check in results], int(not all(check.ok for check in results))

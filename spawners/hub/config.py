@@ -176,7 +176,8 @@ def configure_tls(c, site: Site) -> None:
     if hub.internal_ssl:
         c.JupyterHub.internal_ssl = True
         c.JupyterHub.internal_certs_location = hub.internal_certs_dir
-        c.JupyterHub.trusted_alt_names = list(hub.internal_ssl_alt_names)
+        # the hub's own certificate names the address sessions on other nodes use
+        c.JupyterHub.trusted_alt_names = [*hub.internal_ssl_alt_names, *hub.connect_alt_names]
         c.Spawner.ssl_alt_names = list(hub.internal_ssl_alt_names)
     scheme = "https" if hub.internal_ssl else "http"
     c.ConfigurableHTTPProxy.api_url = f"{scheme}://127.0.0.1:{hub.proxy_api_port}"

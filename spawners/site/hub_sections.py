@@ -3,6 +3,7 @@ and the demo accounts."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -71,6 +72,24 @@ class HubSettings(Strict):
                     f"hub.internal_ssl_alt_names: {name!r} is not DNS:<name> or IP:<address>"
                 )
         return self
+
+    @property
+    def connect_alt_names(self) -> list[str]:
+        """Certificate names for where jobs reach the hub, beyond the loopback ones.
+
+        >>> HubSettings(hub_ip="10.0.0.1", hub_connect_ip="login1").connect_alt_names
+        ['IP:10.0.0.1', 'DNS:login1']
+        """
+        names = []
+        for host in dict.fromkeys((self.hub_ip, self.hub_connect_ip)):
+            if host in ("", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"):
+                continue
+            try:
+                ipaddress.ip_address(host)
+                names.append(f"IP:{host}")
+            except ValueError:
+                names.append(f"DNS:{host}")
+        return names
 
     @property
     def internal_certs_dir(self) -> str:

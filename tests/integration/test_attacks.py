@@ -25,6 +25,7 @@ from ..support.hub import (
     job_id_of,
     process_env,
     proxied,
+    proxy_routes,
     run_in_kernel,
     session_pid,
     spawn_events,
@@ -223,23 +224,16 @@ def test_a_session_keeps_its_reports_across_a_hub_restart(hub, session):
     assert stale.status_code == 403, stale.text
 
 
-def _proxy_routes() -> dict:
-    token = Path("/etc/factorylab/proxy.token").read_text().strip()
-    return requests.get(
-        "http://127.0.0.1:8001/api/routes", headers={"Authorization": f"token {token}"}, timeout=10
-    ).json()
-
-
 def test_a_server_that_exits_loses_its_route_at_once(hub, session):
     """The review of issue 14, 3: between a server's exit and the hub's next snapshot,
     another user could bind the freed port and receive the user's requests."""
     user = "demo31"
     session(user, {"partition": "cpu"})
-    assert f"/user/{user}" in _proxy_routes()
+    assert f"/user/{user}" in proxy_routes()
     token = hub.user_token(user)
     proxied(hub, user, "api/shutdown", token, method="POST")  # File > Shut Down
     began = time.monotonic()
-    while f"/user/{user}" in _proxy_routes():
+    while f"/user/{user}" in proxy_routes():
         assert time.monotonic() - began < 5, "the route outlived the server"
         time.sleep(0.2)
     # and the hub marks it stopped soon after (it watches the queue closely meanwhile)

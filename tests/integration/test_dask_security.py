@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..support.hub import proxied, run_in_kernel
+from ..support.nodes import compute_nodes, node_address, run_on_node
 
 VICTIM, ATTACKER = "demo14", "demo15"
 BASE_PYTHON = "/opt/factorylab/envs/base/bin/python"
@@ -41,7 +42,7 @@ from distributed.security import Security
 results = {}
 target = sys.argv[1]
 host_port = target.split("://", 1)[1]
-proof = "/tmp/dask-attack-proof"
+proof = "/home/demo14/dask-attack-proof"  # the victim's home: shared by every node
 for name, address, security in [
     ("tcp", "tcp://" + host_port, None),
     ("tls-own-cert", "tls://" + host_port, Security.temporary()),
@@ -64,12 +65,12 @@ print(json.dumps(results))
 
 
 def _attack(address: str, *paths: str) -> dict:
-    result = subprocess.run(
+    """The attack, as the attacker would run it: on the node where the target listens."""
+    host = address.split("://", 1)[1].rsplit(":", 1)[0]
+    node = next(n for n in compute_nodes() if node_address(n) == host)
+    result = run_on_node(
+        node,
         [
-            "runuser",
-            "-u",
-            ATTACKER,
-            "--",
             "env",
             "-i",
             f"HOME=/home/{ATTACKER}",
@@ -80,9 +81,7 @@ def _attack(address: str, *paths: str) -> dict:
             address,
             *paths,
         ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        user=ATTACKER,
         cwd="/",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -112,7 +111,7 @@ def test_another_user_cannot_use_a_sessions_dask_cluster(hub, session):
         assert item.owner() == VICTIM and (item.stat().st_mode & 0o777) == 0o600, item
 
     # the attack, against the scheduler and a worker
-    proof = Path("/tmp/dask-attack-proof")
+    proof = Path(f"/home/{VICTIM}/dask-attack-proof")
     proof.unlink(missing_ok=True)
     for target in (facts["scheduler"], facts["workers"][0]):
         results = _attack(target, str(tls_dir / "session.key"), str(tls_dir / "ca.crt"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..support import services
+from ..support.nodes import compute_nodes
 from ..unit.conftest import REPO
 
 
@@ -31,12 +32,17 @@ def test_second_make_up_changes_nothing():
         ["make", "-s", "up"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    recap = re.search(
-        r"localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout
+    # One recap line per host: the login node and every compute node, reached over SSH.
+    recaps = dict(
+        re.findall(
+            r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0",
+            result.stdout,
+            re.MULTILINE,
+        )
     )
-    assert recap, result.stdout[-2000:]
+    assert set(recaps) == {"localhost", *compute_nodes()}, result.stdout[-2000:]
     changed = [line for line in result.stdout.splitlines() if line.startswith("changed:")]
-    assert recap.group(1) == "0", "\n".join(changed)
+    assert set(recaps.values()) == {"0"}, "\n".join(changed)
     assert "FactoryLab is up: http://127.0.0.1:8000" in result.stdout
     assert "demo01" in result.stdout
     assert not proof.exists(), "make up ran what the hub's account wrote"

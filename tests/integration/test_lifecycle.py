@@ -12,15 +12,15 @@ import yaml
 from ..support.hub import (
     HUB_URL,
     SITE_FILE,
-    demo_password,
     hub_log_mark,
     hub_log_since,
     job_id_of,
-    login,
+    next_page_says,
     proxied,
     sbatch_as,
     spawn_failure,
     squeue_active,
+    wait_gone,
 )
 from ..support.services import service
 
@@ -29,37 +29,22 @@ NOTICE_WITHIN = 20 + 5 + 5
 ORPHAN_GRACE = yaml.safe_load(SITE_FILE.read_text())["slurm"]["orphan_grace"]
 
 
-def _wait_gone(hub, user, timeout):
-    deadline = time.monotonic() + timeout
-    while hub.server(user) and time.monotonic() < deadline:
-        time.sleep(1)
-    return hub.server(user) is None
-
-
-def _next_page_says(user, words):
-    browser, response = login(user, demo_password())
-    assert response.status_code == 302
-    page = browser.get(f"{HUB_URL}/hub/user/{user}/lab", timeout=30)
-    assert page.status_code == 424, page.status_code
-    assert 'id="factorylab-ended"' in page.text and words in page.text, page.text[-1500:]
-
-
 def test_scancel_by_an_admin_is_noticed_and_explained(hub, session):
     user = "demo27"
     session(user, {"partition": "cpu"})
     subprocess.run(["scancel", job_id_of(user)], check=True)
     began = time.monotonic()
-    assert _wait_gone(hub, user, NOTICE_WITHIN + 10), "the hub still shows the server"
+    assert wait_gone(hub, user, NOTICE_WITHIN + 10), "the hub still shows the server"
     assert time.monotonic() - began <= NOTICE_WITHIN
-    _next_page_says(user, "cancelled outside FactoryLab")
+    next_page_says(user, "cancelled outside FactoryLab")
 
 
 def test_walltime_expiry_is_noticed_and_explained(hub, session):
     user = "demo26"
     session(user, {"partition": "cpu", "walltime": "00:01:00"})
     # Slurm enforces limits on a ~30 s sweep, then the hub notices within one interval.
-    assert _wait_gone(hub, user, 60 + 35 + NOTICE_WITHIN + 10)
-    _next_page_says(user, "reached its time limit of 00:01:00")
+    assert wait_gone(hub, user, 60 + 35 + NOTICE_WITHIN + 10)
+    next_page_says(user, "reached its time limit of 00:01:00")
 
 
 def test_slurmctld_outage_keeps_sessions_and_leaves_no_orphan(hub, session):

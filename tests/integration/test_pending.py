@@ -11,13 +11,24 @@ from ..support.hub import sbatch_as, squeue_active
 
 @pytest.fixture
 def gpus_full():
-    """A job of another user that holds all four GPUs."""
-    job = sbatch_as("demo29", "-p", "gpu", "--gres=gpu:4")
+    """Jobs of another user that hold every GPU of every node (4 H100 on c01, 2 A100 on c02)."""
+    gres = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    jobs = [
+        sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={kinds.split('(')[0]}")
+        for node, kinds in (line.split() for line in gres if line.strip())
+    ]
     deadline = time.monotonic() + 30
-    while "RUNNING" not in squeue_active(["-j", job, "-o", "%T"]) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() == ["RUNNING"] * len(jobs):
+            break
         time.sleep(0.3)
-    yield job
-    subprocess.run(["scancel", job], check=False)
+    yield jobs
+    subprocess.run(["scancel", *jobs], check=False)
 
 
 def _progress_messages(hub, user, wanted: str, timeout: float = 30) -> list[str]:
@@ -56,6 +67,6 @@ def test_full_gpu_partition_explains_the_wait_and_cancel_leaves_nothing(hub, gpu
     assert squeue_active(["-u", user]) == "", "the cancelled spawn left a job behind"
     assert hub.server(user) is None
     # The hub is healthy afterwards: the same user can start once GPUs are free.
-    subprocess.run(["scancel", gpus_full], check=True)
+    subprocess.run(["scancel", *gpus_full], check=True)
     assert hub.start(user, {"partition": "gpu", "gpus": 1})["ready"]
     hub.stop(user)

@@ -149,7 +149,7 @@ def reservation():
             "Users=demo14",
             "StartTime=now",
             "Duration=10",
-            "Nodes=localhost",
+            "Nodes=c01",
             "CoreCnt=1",
             "Flags=IGNORE_JOBS",
         ],

@@ -31,11 +31,11 @@ CULLED_WITHIN = IDLE_LIMIT + 10 + 10 + 30  # limit, a report, a culler check, an
 
 
 def _gpus_in_use() -> int:
+    """GPUs in use on all compute nodes together."""
     out = subprocess.run(
-        ["scontrol", "-d", "show", "node", "localhost"], capture_output=True, text=True, check=True
+        ["scontrol", "-d", "-o", "show", "node"], capture_output=True, text=True, check=True
     ).stdout
-    match = re.search(r"GresUsed=gpu:(?:\w+:)?(\d+)", out)
-    return int(match.group(1)) if match else 0
+    return sum(int(n) for n in re.findall(r"GresUsed=gpu:(?:\w+:)?(\d+)", out))
 
 
 def _kernel_socket(hub, user, token):

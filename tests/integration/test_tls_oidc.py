@@ -157,8 +157,8 @@ def test_internal_ssl_session_end_to_end(tls_hub):
 def _listening_at(service_url: str) -> tuple[str, int]:
     """The host and port the session's server listens on, from its JUPYTERHUB_SERVICE_URL."""
     url = urlsplit(service_url)
-    host = url.hostname if url.hostname not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
-    return host, url.port
+    assert url.hostname not in (None, "", "0.0.0.0", "::"), service_url  # the node's address
+    return url.hostname, url.port
 
 
 def _plain_http_answer(server: tuple[str, int]) -> bytes:

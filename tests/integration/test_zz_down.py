@@ -9,19 +9,32 @@ import subprocess
 
 import pytest
 
+from ..support.nodes import LOGIN_ADDRESS, compute_nodes, node_address, node_service_running
 from ..support.services import running
 from ..unit.conftest import REPO
 
 pytestmark = pytest.mark.last
 
-DAEMONS = ("munge", "mariadb", "slurmdbd", "slurmctld", "slurmd", "proxy", "hub")
-PORTS = (8000, 8001, 8081, 6817, 6818, 6819)
+NODES = compute_nodes()
+# The login node's daemons; each compute node is one program (its own supervisord).
+DAEMONS = (
+    "munge",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    *(f"node-{n}" for n in NODES),
+    "proxy",
+    "hub",
+)
+NODE_DAEMONS = ("sshd", "munge", "slurmd")
+PORTS = [("127.0.0.1", p) for p in (8000, 8001, 6817, 6819)] + [(LOGIN_ADDRESS, 8081)]
+PORTS += [(node_address(node), port) for node in NODES for port in (22, 6818)]
 
 
-def _listening(port: int) -> bool:
+def _listening(address: tuple[str, int]) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex(address) == 0
 
 
 @pytest.mark.timeout(900)  # make down (120 s) and make up (600 s)
@@ -32,7 +45,7 @@ def test_make_down_stops_everything_and_up_restores_it(hub):
     assert down.returncode == 0, down.stderr
     try:
         assert not [name for name in DAEMONS if running(name)]
-        assert not [port for port in PORTS if _listening(port)]
+        assert not [address for address in PORTS if _listening(address)]
         # the hub's managed service went with it (stopped as a process group or cgroup)
         culler = subprocess.run(["pgrep", "-f", "jupyterhub_idle_culler"], capture_output=True)
         assert culler.returncode == 1, "the idle culler outlived make down"
@@ -42,5 +55,7 @@ def test_make_down_stops_everything_and_up_restores_it(hub):
         )
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
     assert all(running(name) for name in DAEMONS)
+    assert all(node_service_running(n, d) for n in NODES for d in NODE_DAEMONS)
+    assert all(_listening(address) for address in PORTS)
     hub.wait_until_up()
     assert hub.api("GET", "/").status_code == 200

@@ -104,7 +104,12 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def _site_file(cert: Path, key: Path, secret_file: Path) -> dict:
     site = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
+    nodes = [f"c{n:02d}" for n in range(1, 9)]  # every node a session may land on
     site["hub"] = {
+        "hub_ip": site["hub"]["hub_ip"],  # the login node's address on the cluster network
+        "hub_connect_ip": site["hub"]["hub_connect_ip"],
+        "internal_ssl_alt_names": [f"DNS:{n}" for n in nodes]
+        + [f"IP:10.213.0.{10 + int(n[1:])}" for n in nodes],
         "public_url": URL,
         "hub_port": 8091,
         "proxy_api_port": 8011,

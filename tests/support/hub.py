@@ -119,6 +119,31 @@ def spawn_failure(hub: Hub, user: str, response: requests.Response) -> str:
     return response.json().get("message", "")
 
 
+def proxy_routes() -> dict:
+    """The proxy's routing table, from its API (root reads the proxy's token)."""
+    token = Path("/etc/factorylab/proxy.token").read_text().strip()
+    return requests.get(
+        "http://127.0.0.1:8001/api/routes", headers={"Authorization": f"token {token}"}, timeout=10
+    ).json()
+
+
+def wait_gone(hub: Hub, user: str, timeout: float) -> bool:
+    """Wait until the hub no longer lists ``user``'s server; whether it went in time."""
+    deadline = time.monotonic() + timeout
+    while hub.server(user) and time.monotonic() < deadline:
+        time.sleep(1)
+    return hub.server(user) is None
+
+
+def next_page_says(user: str, words: str) -> None:
+    """The user's next page (a login, then their Lab's URL) tells why the session ended."""
+    browser, response = login(user, demo_password())
+    assert response.status_code == 302
+    page = browser.get(f"{HUB_URL}/hub/user/{user}/lab", timeout=30)
+    assert page.status_code == 424, page.status_code
+    assert 'id="factorylab-ended"' in page.text and words in page.text, page.text[-1500:]
+
+
 def demo_password() -> str:
     """The demo users' password, from the site file `make up` deploys."""
     return yaml.safe_load(SITE_FILE.read_text())["demo"]["password"]

@@ -1,0 +1,225 @@
+"""``factorylab doctor``'s probe jobs: what a session's job will meet on each node.
+
+One small job per compute node (in the first of the site's partitions that holds it)
+and at least one per partition, submitted as a sample member of ``users.group``
+through the hub's own sudo rule. Each job (``templates/doctor_probe.py``) reports to a
+listener the doctor opens on the hub's connect address; the doctor then checks, one
+line each: the node's name resolves here to the address the job listens on, the job
+sees the same home, every image environment imports, the job reaches the hub's API,
+the hub reaches a port on the node, and the node's clock is within 2 s of the hub's.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+from spawners.site import Site
+
+#: How far a node's clock may be from the hub's (Dask's and the tokens' deadlines).
+MAX_CLOCK_SKEW = 2.0
+#: How long the doctor waits for every probe's report.
+REPORT_TIMEOUT = 180
+JOB_NAME = "factorylab-doctor"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe job: where it is meant to run and the secret its report must carry."""
+
+    partition: str
+    node: str | None
+    nonce: str
+
+    @property
+    def label(self) -> str:
+        return f"probe {self.partition}@{self.node}" if self.node else f"probe {self.partition}"
+
+
+def plan(partitions: list[str], nodes: list[dict]) -> list[Probe]:
+    """One probe per node (in the first of ``partitions``, the site's, that holds it), then
+    one for each partition no node's probe covered. ``nodes``: ``sinfo --json``'s list.
+
+    >>> nodes = [{"name": "c02", "partitions": ["cpu", "gpu"]},
+    ...          {"name": "c01", "partitions": ["gpu", "cpu"]}, {"name": "x", "partitions": []}]
+    >>> [(p.partition, p.node) for p in plan(["cpu", "gpu", "big"], nodes)]
+    [('cpu', 'c01'), ('cpu', 'c02'), ('gpu', None)]
+    """
+    probes: list[Probe] = []
+    for node in sorted(nodes, key=lambda n: n.get("name", "")):
+        held = [p for p in partitions if p in (node.get("partitions") or [])]
+        if held:
+            probes.append(Probe(held[0], node["name"], secrets.token_hex(16)))
+    covered = {probe.partition for probe in probes}
+    for name in partitions:
+        if name not in covered and any(name in (n.get("partitions") or []) for n in nodes):
+            probes.append(Probe(name, None, secrets.token_hex(16)))
+    return probes
+
+
+def job_script(site: Site, probe: Probe, report_to: tuple[str, int]) -> str:
+    """The probe's batch script: ``#SBATCH`` lines, its settings, then the program."""
+    images = {name: f"{image.venv.rstrip('/')}/bin/python" for name, image in site.images.items()}
+    settings = {
+        "nonce": probe.nonce,
+        "report_host": report_to[0],
+        "report_port": report_to[1],
+        "hub_host": site.hub.hub_connect_ip,
+        "hub_port": site.hub.hub_port,
+        "images": images,
+    }
+    partition = site.partitions[probe.partition]
+    options = [
+        f"--job-name={JOB_NAME}",
+        f"--partition={probe.partition}",
+        "--time=5",
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--mem=500M",
+        "--output=/dev/null",
+        "--chdir=/",
+        "--no-requeue",
+    ]
+    if probe.node:
+        options.append(f"--nodelist={probe.node}")
+    if partition.kind == "gpu" and partition.default_gpus:
+        options.append(f"--gres=gpu:{partition.default_gpus}")
+    program = resources.files("spawners").joinpath("templates/doctor_probe.py").read_text()
+    head = "\n".join(["#!/usr/bin/python3 -I", *(f"#SBATCH {o}" for o in options)])
+    settings_line = f"PROBE = __import__('json').loads({json.dumps(settings)!r})"
+    return f"{head}\n{settings_line}\n{program}"
+
+
+Submit = Callable[[str], str]
+"""``submit(script) -> job id`` (sbatch as the sample user); raises RuntimeError."""
+
+
+def collect(listener: socket.socket, probes: list[Probe], timeout: float) -> dict[str, dict]:
+    """Reports by nonce, as they arrive, until all are in or ``timeout`` passes."""
+    wanted = {probe.nonce for probe in probes}
+    reports: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while wanted - set(reports) and time.monotonic() < deadline:
+        listener.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            break
+        with connection:
+            connection.settimeout(10)
+            data = b""
+            try:
+                while not data.endswith(b"\n") and len(data) < 65536:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                report = json.loads(data)
+            except (OSError, ValueError):
+                continue
+            report["received"] = time.time()
+            if isinstance(report, dict) and report.get("nonce") in wanted:
+                reports[report["nonce"]] = report
+    return reports
+
+
+def node_port_answer(address: str, port: int) -> str:
+    """What the node's probe port sends back (its nonce), or why it could not be reached."""
+    try:
+        with socket.create_connection((address, port), timeout=10) as connection:
+            connection.settimeout(10)
+            return connection.recv(64).decode(errors="replace")
+    except OSError as exc:
+        return f"error: {exc}"
+
+
+def report_lines(probe: Probe, report: dict | None, home: str, home_inode: int | None):
+    """``(name, ok, detail)`` for each thing a probe's report shows, fixes included."""
+    name = probe.label
+    if report is None:
+        return [
+            (
+                name,
+                False,
+                f"no report within {REPORT_TIMEOUT} s: the job did not run, or could not reach "
+                "the doctor on the hub's connect address; see squeue and the node's slurmd log",
+            )
+        ]
+    node = report.get("node", "?")
+    name = f"probe {probe.partition}@{node}"
+    lines = []
+    try:
+        resolved = socket.gethostbyname(node)
+    except OSError as exc:
+        resolved = f"nothing ({exc})"
+    lines.append(
+        (f"{name} name", True, f"{node} resolves to {resolved}")
+        if resolved == report.get("address")
+        else (
+            f"{name} name",
+            False,
+            f"{node} resolves here to {resolved}, but the node's own address is "
+            f"{report.get('address')}; fix DNS or /etc/hosts so both agree",
+        )
+    )
+    same_home = report.get("home") == home and report.get("home_inode") == home_inode
+    lines.append(
+        (f"{name} home", True, f"the job sees {home}, the same directory as here")
+        if same_home
+        else (
+            f"{name} home",
+            False,
+            f"the job sees {report.get('home')} (inode {report.get('home_inode')}), not {home} "
+            f"(inode {home_inode}) as here; share /home with the compute nodes",
+        )
+    )
+    broken = {k: v for k, v in (report.get("images") or {}).items() if v != "ok"}
+    lines.append(
+        (f"{name} images", True, f"{', '.join(report.get('images') or {}) or 'none'} import")
+        if not broken
+        else (
+            f"{name} images",
+            False,
+            "; ".join(f"{k} does not import on {node} ({v})" for k, v in sorted(broken.items()))
+            + "; build the image environments there (make images) or share their directory",
+        )
+    )
+    hub = report.get("hub")
+    lines.append(
+        (f"{name} reaches hub", True, "the job connects to the hub's API")
+        if hub == "ok"
+        else (
+            f"{name} reaches hub",
+            False,
+            f"the job cannot connect to the hub's API ({hub}); set hub.hub_ip and "
+            "hub.hub_connect_ip to an address the compute nodes reach, and open that port",
+        )
+    )
+    answer = node_port_answer(str(report.get("address")), int(report.get("port") or 0))
+    lines.append(
+        (f"{name} reached from hub", True, f"port {report.get('port')} on {node} answers")
+        if answer == probe.nonce
+        else (
+            f"{name} reached from hub",
+            False,
+            f"the hub cannot reach port {report.get('port')} on {node} ({answer}); sessions "
+            "listen on such ports: let the hub host reach the nodes' ports 1024-65535",
+        )
+    )
+    skew = float(report.get("received", 0)) - float(report.get("time", 0))
+    lines.append(
+        (f"{name} clock", True, f"within {abs(skew):.1f} s of the hub's")
+        if abs(skew) <= MAX_CLOCK_SKEW
+        else (
+            f"{name} clock",
+            False,
+            f"{node}'s clock is {abs(skew):.1f} s off the hub's (at most {MAX_CLOCK_SKEW:.0f} s); "
+            "run NTP (chrony) on every node",
+        )
+    )
+    return lines

@@ -1,0 +1,265 @@
+"""A real site's shape: a login node and compute nodes (issue 16).
+
+This machine is the login node (hub, proxy, slurmctld, no slurmd); each compute node is
+a network, UTS and mount namespace with its own sshd, munged and slurmd. Sessions live
+on the compute nodes and are reached at their node's address; Dask workers on other
+nodes join a session's scheduler; a node that fails is news, not a mystery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ..support.hub import (
+    job_id_of,
+    next_page_says,
+    proxied,
+    proxy_routes,
+    run_in_kernel,
+    wait_gone,
+)
+from ..support.nodes import (
+    LOGIN_ADDRESS,
+    compute_nodes,
+    job_node,
+    node_address,
+    node_service_running,
+    run_on_node,
+)
+from ..support.services import running, service
+
+NODES = compute_nodes()
+SLURMD_TIMEOUT = 30  # slurm.conf (ansible/roles/slurm/defaults)
+STEADY_POLL = 20  # site file: slurm.poll_interval_steady
+
+
+def _proxy_targets() -> dict[str, str]:
+    """The proxy's routes: ``{path: target}``, paths without a trailing slash."""
+    return {path.rstrip("/"): route["target"] for path, route in proxy_routes().items()}
+
+
+def _wait_node_state(node: str, wanted: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["sinfo", "--noheader", f"--nodes={node}", "--format=%T"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if re.fullmatch(wanted, state):
+            return state
+        time.sleep(1)
+    return state
+
+
+def test_each_compute_node_is_a_host_of_its_own():
+    assert len(NODES) >= 2, NODES  # make up's default: two compute nodes
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert set(NODES) <= {line.split()[0] for line in namespaces.splitlines() if line}
+    # the login node runs slurmctld, the hub and the proxy, but no slurmd
+    assert not running("slurmd") and running("slurmctld")
+    slurmds = subprocess.run(["pgrep", "-x", "slurmd"], capture_output=True, text=True).stdout
+    homes = [
+        subprocess.run(["ip", "netns", "identify", pid], capture_output=True, text=True).stdout
+        for pid in slurmds.split()
+    ]
+    assert sorted(home.strip() for home in homes) == NODES  # one slurmd per node, none here
+    credential = subprocess.run(["munge", "-n"], capture_output=True, text=True, check=True).stdout
+    for node in NODES:
+        address = node_address(node)
+        assert address.startswith("10.213.0.") and address != LOGIN_ADDRESS
+        assert run_on_node(node, ["hostname"]).stdout.strip() == node
+        inside = run_on_node(node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+        assert f" {address}/24 " in inside
+        # every node's name resolves on every node, and the hub's API answers there
+        for other in NODES:
+            assert run_on_node(node, ["getent", "hosts", other]).stdout.split()[0] == node_address(
+                other
+            )
+        hub_api = run_on_node(
+            node,
+            [
+                "python3",
+                "-c",
+                f"import socket; socket.create_connection(('{LOGIN_ADDRESS}', 8081), 5)",
+            ],
+        )
+        assert hub_api.returncode == 0, hub_api.stderr
+        # its own daemons, under its own supervisord; munge keys agree with the login node's
+        assert all(node_service_running(node, name) for name in ("sshd", "munge", "slurmd"))
+        decoded = run_on_node(node, ["unmunge"], input=credential)
+        assert decoded.returncode == 0 and "STATUS:          Success" in decoded.stdout
+        # /tmp and /run are the node's own; /home is shared
+        marker = f"/tmp/factorylab-node-test-{node}"
+        assert run_on_node(node, ["touch", marker]).returncode == 0
+        assert not os.path.exists(marker)
+        assert all(
+            run_on_node(other, ["test", "-e", marker]).returncode == 1
+            for other in NODES
+            if other != node
+        )
+        assert run_on_node(node, ["test", "-e", "/run/slurmctld.pid"]).returncode == 1
+        home_file = f"/home/demo01/.factorylab-node-test-{node}"
+        assert run_on_node(node, ["touch", home_file], user="demo01").returncode == 0
+        assert os.path.exists(home_file)
+        os.unlink(home_file)
+    # the nodes differ: GPU types and per-node counts are real
+    gres = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    layout = dict(line.split(maxsplit=1) for line in gres.splitlines())
+    assert layout["c01"].startswith("gpu:h100:4") and layout["c02"].startswith("gpu:a100:2")
+
+
+@pytest.mark.timeout(600)
+def test_a_burst_of_40_lands_on_every_node_and_answers_through_the_proxy(hub):
+    users = [f"demo{n:02d}" for n in range(1, 41)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(hub.stop, users))
+    try:
+        began = time.monotonic()
+        with ThreadPoolExecutor(len(users)) as pool:
+            responses = list(pool.map(lambda u: hub.spawn(u, {"partition": "cpu"}), users))
+        assert all(r.status_code in (201, 202) for r in responses), [r.text for r in responses]
+        with ThreadPoolExecutor(len(users)) as pool:
+            servers = list(pool.map(lambda u: hub.wait_ready(u, timeout=420), users))
+        elapsed = time.monotonic() - began
+        assert all(server["ready"] for server in servers)
+        nodes = {job_node(job_id_of(user)) for user in users}
+        assert nodes == set(NODES), f"the 40 sessions ran on {nodes} only"
+        targets = _proxy_targets()
+        addresses = {node_address(node) for node in NODES}
+        for user in users:
+            target = targets[f"/user/{user}"]
+            assert re.fullmatch(r"http://10\.213\.0\.\d+:\d+", target), target
+            assert target.split("//")[1].split(":")[0] in addresses
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda u: proxied(hub, u, "api/status", hub.user_token(u)), users)
+            )
+        assert [a.status_code for a in answers] == [200] * len(users)
+        print(f"burst of 40 across {sorted(nodes)}: all ready after {elapsed:.1f} s")
+    finally:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(hub.stop, users))
+
+
+DASK_ELSEWHERE = """
+import json, socket, dask
+from dask_jobqueue import SLURMCluster
+from distributed import Client
+extra = dask.config.get("jobqueue.slurm.job-extra-directives")
+extra = extra + ["--exclude=" + socket.gethostname()]
+cluster = SLURMCluster(job_extra_directives=extra)
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=180)
+print(json.dumps({
+    "scheduler": cluster.scheduler_address,
+    "scheduler_node": socket.gethostname(),
+    "worker_nodes": sorted(set(client.run(socket.gethostname).values())),
+    "sum": client.submit(sum, range(101)).result(),
+}))
+client.close(); cluster.close()
+"""
+
+
+@pytest.mark.timeout(600)
+def test_dask_workers_on_another_node_join_the_sessions_scheduler(hub, session):
+    user = "demo06"
+    session(user, {"partition": "cpu"})
+    facts = json.loads(run_in_kernel(hub, user, hub.user_token(user), DASK_ELSEWHERE, timeout=300))
+    assert facts["sum"] == 5050
+    assert facts["scheduler_node"] == job_node(job_id_of(user))
+    assert facts["worker_nodes"] and facts["scheduler_node"] not in facts["worker_nodes"], facts
+    assert facts["scheduler"].startswith(f"tls://{node_address(facts['scheduler_node'])}:")
+
+
+WORKER_HERE = """
+import socket, dask
+from dask_jobqueue import SLURMCluster
+from distributed import Client
+extra = dask.config.get("jobqueue.slurm.job-extra-directives")
+extra = extra + ["--nodelist=" + socket.gethostname()]
+cluster = SLURMCluster(job_extra_directives=extra)
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=180)
+print(sorted(set(client.run(socket.gethostname).values())))
+"""
+
+
+def _crash(node: str) -> None:
+    """Kill every process of the node, as a power cut would (again, until none is left)."""
+    for _ in range(20):
+        pids = subprocess.run(["ip", "netns", "pids", node], capture_output=True, text=True)
+        if not pids.stdout.split():
+            return
+        subprocess.run(["kill", "-KILL", *pids.stdout.split()], capture_output=True)
+        time.sleep(0.2)
+    raise AssertionError(f"processes of {node} survived: {pids.stdout}")
+
+
+@pytest.fixture
+def restore_node():
+    """Bring back the nodes a test took down, as make up would (its node programs)."""
+    taken = []
+    yield taken.append
+    for node in taken:
+        service("start", f"node-{node}")
+        subprocess.run(
+            ["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True
+        )
+        state = _wait_node_state(node, r"idle|mixed|allocated", 90)
+        assert re.fullmatch(r"idle|mixed|allocated", state), f"{node} did not come back: {state}"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("failure", ["crash", "scontrol-down"])
+def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node, failure):
+    user = "demo07" if failure == "crash" else "demo08"
+    session(user, {"partition": "cpu"})
+    node = job_node(job_id_of(user))
+    token = hub.user_token(user)
+    if failure == "crash":  # a Dask worker on the same node goes down with it
+        workers = run_in_kernel(hub, user, token, WORKER_HERE, timeout=300)
+        assert workers.strip() == str([node]), workers
+    jobs_before = subprocess.run(
+        ["squeue", "--noheader", f"--user={user}", "--format=%i %N"], capture_output=True, text=True
+    ).stdout
+    restore_node(node)
+    began = time.monotonic()
+    if failure == "crash":
+        _crash(node)
+    else:
+        subprocess.run(
+            ["scontrol", "update", f"nodename={node}", "state=down", "reason=factorylab-test"],
+            check=True,
+        )
+    assert wait_gone(hub, user, SLURMD_TIMEOUT + 10 + STEADY_POLL + 30), "the hub still shows it"
+    noticed = time.monotonic() - began
+    print(f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s")
+    if failure == "crash":  # Slurm's ping every SlurmdTimeout/3, then one poll interval
+        assert noticed <= SLURMD_TIMEOUT + SLURMD_TIMEOUT / 3 + STEADY_POLL + 10
+    next_page_says(user, f"its node ({node}) failed")
+    deadline = time.monotonic() + 30
+    left = "x"
+    while left and time.monotonic() < deadline:
+        left = subprocess.run(
+            ["squeue", "--noheader", f"--user={user}"], capture_output=True, text=True
+        ).stdout.strip()
+        time.sleep(1)
+    assert not left, f"before: {jobs_before}; left after the failure: {left}"
+    # the next start lands on a healthy node
+    assert hub.start(user, {"partition": "cpu"})["ready"]
+    assert job_node(job_id_of(user)) not in ("", node)

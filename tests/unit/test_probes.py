@@ -1,0 +1,98 @@
+"""The doctor's probe jobs: their plan, their script, and what each report says."""
+
+from __future__ import annotations
+
+import ast
+import socket
+import threading
+
+import pytest
+
+from spawners import probes
+from spawners.probes import Probe
+
+NONCE = "ab" * 16
+
+
+@pytest.fixture
+def node_port():
+    """A port that answers like a probe job: with its nonce."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(NONCE.encode())
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def _report(port: int, changes: dict | None = None) -> dict:
+    report = {
+        "nonce": NONCE,
+        "node": "localhost",
+        "address": "127.0.0.1",
+        "port": port,
+        "home": "/home/demo01",
+        "home_inode": 42,
+        "images": {"base": "ok", "pytorch": "ok"},
+        "hub": "ok",
+        "time": 1000.0,
+        "received": 1000.5,
+    }
+    return {**report, **(changes or {})}
+
+
+def _lines(report: dict | None) -> dict[str, tuple[bool, str]]:
+    lines = probes.report_lines(Probe("cpu", "c01", NONCE), report, "/home/demo01", 42)
+    return {name.split(" ", 2)[-1]: (ok, detail) for name, ok, detail in lines}
+
+
+def test_a_healthy_report_is_all_ok(node_port):
+    lines = _lines(_report(node_port))
+    assert set(lines) == {"name", "home", "images", "reaches hub", "reached from hub", "clock"}
+    assert all(ok for ok, _ in lines.values()), lines
+
+
+@pytest.mark.parametrize(
+    ("changes", "check", "fix"),
+    [
+        ({"node": "no-such-node.invalid"}, "name", "fix DNS or /etc/hosts"),
+        ({"home_inode": 7}, "home", "share /home with the compute nodes"),
+        (
+            {"images": {"base": "ok", "chip": "No module named 'jupyterlab'"}},
+            "images",
+            "make images",
+        ),
+        ({"hub": "[Errno 111] Connection refused"}, "reaches hub", "hub.hub_connect_ip"),
+        ({"port": 1}, "reached from hub", "let the hub host reach the nodes' ports"),
+        ({"time": 990.0}, "clock", "run NTP"),
+    ],
+)
+def test_each_broken_part_is_a_fail_with_its_fix(node_port, changes, check, fix):
+    lines = _lines(_report(node_port, changes))
+    ok, detail = lines[check]
+    assert not ok and fix in detail, detail
+    assert [name for name, (good, _) in lines.items() if not good] == [check]
+
+
+def test_no_report_is_a_fail_that_says_where_to_look():
+    [(name, ok, detail)] = probes.report_lines(Probe("gpu", None, NONCE), None, "/h", 1)
+    assert name == "probe gpu" and not ok and "squeue" in detail
+
+
+def test_the_job_script_is_python_with_its_settings(site):
+    script = probes.job_script(site, Probe("gpu", "c02", NONCE), ("10.213.0.1", 40000))
+    head = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --partition=gpu" in head and "#SBATCH --nodelist=c02" in head
+    assert "#SBATCH --gres=gpu:1" in head and "#SBATCH --output=/dev/null" in head
+    assert script.startswith("#!/usr/bin/python3 -I\n")
+    tree = ast.parse(script)  # the whole script is one valid Python program
+    assert any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body)
+    namespace: dict = {}
+    exec(script.split("\n")[len(head) + 1], namespace)  # the settings line
+    assert namespace["PROBE"]["nonce"] == NONCE
+    assert namespace["PROBE"]["report_port"] == 40000
+    assert namespace["PROBE"]["images"]["base"] == "/opt/factorylab/envs/base/bin/python"
