@@ -1,7 +1,8 @@
 """Burst and scheduler-load benchmark: 40 users press Start in the same moment.
 
-* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` (stock env) at once, each
-  until its ``/api/status`` answers;
+* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` (stock env) at once, spread
+  over the compute nodes in turn (bench/common.py ``submit_floor``), each until its
+  ``/api/status`` answers (with the job's token);
 * **factorylab** and **batchspawner**: 40 demo users start at once through each hub,
   each until ``/user/NAME/api/status`` answers through the proxy;
 * **scheduler load**: with those 40 sessions running, the job-status RPCs slurmctld

@@ -1,9 +1,11 @@
 """Cold-spawn benchmark: FactoryLab vs plain batchspawner 1.3 vs the raw floor.
 
-All three run in the same invocation, interleaved, on the local cluster:
+All three run in the same invocation, interleaved, on the demo cluster (from the login
+node; every server runs on a compute node):
 
 * **floor**: ``sbatch`` of ``jupyter-lab`` from a stock ``pip install jupyterlab`` env
-  until its ``/api/status`` answers (the ratios are to this);
+  on the next compute node in turn, listening on that node's address with a token made
+  for the job, until its ``/api/status`` answers (the ratios are to this);
 * **floor_base_env**: the same, from FactoryLab's own ``base`` image env;
 * **factorylab**: POST the user's server to the hub API until ``/user/NAME/api/status``
   answers through the proxy (the "Start" click to a usable session);
@@ -27,6 +29,7 @@ from bench.common import (
     RESULTS,
     STOCK_ENV,
     BatchspawnerHub,
+    compute_nodes,
     ensure_stock_env,
     jupyterlab_pin,
     median_ratio,
@@ -81,7 +84,8 @@ def main() -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "node": platform.node(),
+            "login_node": platform.node(),  # where the bench, the hubs and proxies run
+            "compute_nodes": list(compute_nodes()),  # where the servers run (sinfo)
         },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

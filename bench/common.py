@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import pwd
 import secrets
@@ -11,10 +13,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import yaml
 
 from tests.support.hub import Hub, proxied, sbatch_as
 
@@ -25,6 +30,9 @@ BATCHSPAWNER_ENV = Path("/opt/factorylab/envs/bench-batchspawner")
 STOCK_ENV = Path("/opt/factorylab/envs/bench-stock")
 HUB_VENV = Path("/opt/factorylab/hub")
 CHP = Path("/opt/factorylab/proxy/node_modules/.bin/configurable-http-proxy")
+SITE_YAML = Path("/etc/factorylab/site.yaml")  # the deployed site file (root reads it)
+#: The login node's address on the cluster network, where the demo site file has none.
+LOGIN_ADDRESS = "10.213.0.1"
 TIMEOUT = 120
 
 
@@ -42,24 +50,82 @@ def wait_http(url: str, headers: dict | None = None, timeout: float = TIMEOUT) -
 
 
 def free_port() -> int:
+    """A port free on this (the login) node; the floor's node is another network, so a
+    port taken there makes its server fail (port_retries=0) and the run time out."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def submit_floor(user: str, env: Path) -> tuple[str, int]:
-    """sbatch a plain jupyter-lab from ``env`` as ``user``: (job id, the port it will use)."""
+@functools.cache
+def compute_nodes() -> tuple[str, ...]:
+    """The compute nodes of partition cpu (one ``sinfo``, then cached), sorted."""
+    out = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--partition=cpu", "--format=%N"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    nodes = tuple(sorted({line.strip() for line in out.splitlines() if line.strip()}))
+    if not nodes:
+        raise RuntimeError("sinfo lists no node in partition cpu")
+    return nodes
+
+
+_turns = itertools.count()
+_turns_lock = threading.Lock()
+
+
+def next_node() -> str:
+    """The compute nodes in turn (round-robin; safe from the burst's threads)."""
+    nodes = compute_nodes()
+    with _turns_lock:
+        return nodes[next(_turns) % len(nodes)]
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A floor job: a plain jupyter-lab on ``node``, at ``address:port``, with ``token``."""
+
+    job: str
+    node: str
+    address: str
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+
+def submit_floor(user: str, env: Path) -> Floor:
+    """sbatch a plain jupyter-lab from ``env`` as ``user`` on the next compute node.
+
+    It listens on that node's address (the login node must reach it), so it needs a
+    token: a random one per job, exported in the batch script (readable by its owner and
+    the admins only), never on a command line, where ``ps`` shows it to every user.
+    The node's name resolves to the same address here as on the node (/etc/hosts).
+    """
+    node = next_node()
+    address = socket.gethostbyname(node)
     port = free_port()
+    token = secrets.token_hex(16)
     script = f"""#!/bin/bash
 #SBATCH --job-name=bench-floor
 #SBATCH --partition=cpu
+#SBATCH --nodelist={node}
 #SBATCH --mem=1G
 #SBATCH --time=00:10:00
 #SBATCH --chdir={pwd.getpwnam(user).pw_dir}
-exec {env}/bin/jupyter-lab --no-browser --ip=127.0.0.1 --port={port} \\
-  --ServerApp.token='' --ServerApp.password='' --ServerApp.disable_check_xsrf=True
+export JUPYTER_TOKEN={token}
+exec {env}/bin/jupyter-lab --no-browser --ip={address} --port={port} \\
+  --ServerApp.port_retries=0
 """
-    return sbatch_as(user, script=script), port
+    return Floor(sbatch_as(user, script=script), node, address, port, token)
 
 
 def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, str]:
@@ -68,16 +134,20 @@ def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, 
     With ``keep`` the job keeps running and ``(seconds, job_id)`` is returned.
     """
     began = time.perf_counter()
-    job, port = submit_floor(user, env)
+    floor = submit_floor(user, env)
     try:
-        wait_http(f"http://127.0.0.1:{port}/api/status", timeout=TIMEOUT * 3 if keep else TIMEOUT)
+        wait_http(
+            f"{floor.url}/api/status",
+            headers=floor.headers,
+            timeout=TIMEOUT * 3 if keep else TIMEOUT,
+        )
         elapsed = time.perf_counter() - began
     except BaseException:
-        subprocess.run(["scancel", job], check=False)
+        subprocess.run(["scancel", floor.job], check=False)
         raise
     if keep:
-        return elapsed, job
-    subprocess.run(["scancel", job], check=False)
+        return elapsed, floor.job
+    subprocess.run(["scancel", floor.job], check=False)
     return elapsed
 
 
@@ -162,8 +232,20 @@ def ensure_bench_account() -> None:
     staged.replace(BENCH_SUDOERS)
 
 
+def site_hub_addresses() -> tuple[str, str]:
+    """The site file's ``hub.hub_ip`` and ``hub.hub_connect_ip`` (the login node's address
+    on the cluster network), or :data:`LOGIN_ADDRESS` for a key it lacks."""
+    try:
+        hub = (yaml.safe_load(SITE_YAML.read_text()) or {}).get("hub") or {}
+    except FileNotFoundError:
+        hub = {}
+    return hub.get("hub_ip", LOGIN_ADDRESS), hub.get("hub_connect_ip", LOGIN_ADDRESS)
+
+
 class BatchspawnerHub:
-    """A throwaway JupyterHub with plain batchspawner, on loopback ports 8100/8181.
+    """A throwaway JupyterHub with plain batchspawner: its proxy on loopback ports
+    8100/8101 of this (the login) node, its API on port 8181 of the login node's cluster
+    address (the jobs on the compute nodes post their port there).
 
     It runs as :data:`BENCH_USER`, never root; its users log in with a password made
     for this run, and its job API accepts only a port (batchspawner_hub_config.py).
@@ -181,6 +263,7 @@ class BatchspawnerHub:
         os.chown(self.state, account.pw_uid, account.pw_gid)
         token = secrets.token_hex(32)
         self.password = secrets.token_urlsafe(24)
+        hub_ip, hub_connect_ip = site_hub_addresses()  # the hub cannot read the site file
         env = dict(
             PATH="/usr/local/bin:/usr/bin:/bin",
             LANG=os.environ.get("LANG", "C.UTF-8"),
@@ -189,6 +272,8 @@ class BatchspawnerHub:
             BENCH_STATE=self.state,
             BENCH_TOKEN=token,
             BENCH_PASSWORD=self.password,
+            BENCH_HUB_IP=hub_ip,
+            BENCH_HUB_CONNECT_IP=hub_connect_ip,
             BENCH_CHP=str(CHP),
             CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(16),
         )

@@ -1,13 +1,16 @@
 """Dask scale-out benchmark: ``cluster.scale(4)`` to 4 connected workers.
 
-Both methods run in the same FactoryLab session's kernel (same node, same image, same
-Slurm), interleaved:
+Both methods run in the same FactoryLab session's kernel (its scheduler on the session's
+compute node, the same image, the same Slurm; the workers wherever Slurm places them in
+the partition, on any compute node), interleaved:
 
 * **factorylab**: ``SLURMCluster()`` with no arguments (the session's Dask
   configuration), then ``cluster.scale(4)`` until the scheduler sees 4 workers;
-* **floor**: the same work by hand: a ``dask scheduler`` process, then 4 ``sbatch``
-  jobs of ``python -m distributed.cli.dask_worker`` with the same partition, size and
-  image, until the scheduler sees 4 workers. The ratio is to this.
+* **floor**: the same work by hand: a ``dask scheduler`` process on the session node's
+  address, then 4 ``sbatch`` jobs of ``python -m distributed.cli.dask_worker`` with the
+  same partition, size and image, until the scheduler sees 4 workers. The ratio is to
+  this. Like FactoryLab's, it talks mutual TLS (with the session's certificates): see
+  ``floor_scale``.
 
 Writes ``bench/results/dask_scale.json``. Run as root after ``make up`` (``make bench``).
 """
@@ -27,7 +30,8 @@ USER = "demo10"
 WORKERS = 4
 
 SETUP = """
-import json, os, subprocess, sys, tempfile, time
+import json, os, shlex, socket, subprocess, sys, tempfile, time
+import dask
 from dask_jobqueue import SLURMCluster
 from distributed import Client
 
@@ -41,25 +45,51 @@ def factorylab_scale(n):
     client.close(); cluster.close()
     return elapsed
 
+def floor_tls(role):
+    # The session's own CA, certificate and key (its Dask configuration names them).
+    files = [dask.config.get("distributed.comm.tls.ca-file", None),
+             dask.config.get(f"distributed.comm.tls.{role}.cert", None),
+             dask.config.get(f"distributed.comm.tls.{role}.key", None)]
+    if not all(files):
+        raise RuntimeError("the session's Dask configuration names no TLS files")
+    return ["--protocol", "tls", "--tls-ca-file", files[0], "--tls-cert", files[1],
+            "--tls-key", files[2]]
+
 def floor_scale(n):
+    # Workers on other nodes must reach the scheduler, so it listens on this node's
+    # address, as FactoryLab's does; anything on the cluster network needs encryption or
+    # authentication, so, like FactoryLab's, scheduler and workers talk mutual TLS with
+    # the session's certificates (made when the session started, as FactoryLab's are; the
+    # session's configuration requires encryption anyway). Same protocol, same handshakes
+    # and the same placement on both sides: the comparison stays fair. The workers have
+    # no dashboard, as FactoryLab's have none; nor has the floor's scheduler (it would
+    # listen on the node unauthenticated; the scheduler starts before the clock does).
     folder = tempfile.mkdtemp(prefix="bench-floor-")
     scheduler_file = os.path.join(folder, "scheduler.json")
+    host = socket.gethostbyname(socket.gethostname())  # this node's own address
     scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", "0", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file],
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", host,
+         "--port", "0", "--no-dashboard", "--scheduler-file", scheduler_file,
+         *floor_tls("scheduler")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     while not os.path.exists(scheduler_file):
+        if scheduler.poll() is not None:
+            raise RuntimeError(f"the floor's scheduler exited ({scheduler.returncode})")
         time.sleep(0.05)
     time.sleep(0.2)
     address = json.load(open(scheduler_file))["address"]
-    client = Client(address)
+    if not address.startswith("tls://"):
+        raise RuntimeError(f"the floor's scheduler is not on TLS: {address}")
+    client = Client(address)  # the session's TLS configuration: its client certificate
+    worker = shlex.join([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                         "--nthreads", "1", "--memory-limit", "1GiB", "--nworkers", "1",
+                         *floor_tls("worker"), "--no-dashboard"])
     script = (
         "#!/bin/bash\\n#SBATCH -J bench-dask-floor\\n#SBATCH -p cpu\\n#SBATCH -n 1\\n"
         "#SBATCH --cpus-per-task=1\\n#SBATCH --mem=1G\\n#SBATCH -t 00:10:00\\n"
         "#SBATCH -o /dev/null\\n"
-        f"exec {sys.executable} -m distributed.cli.dask_worker {address} "
-        "--nthreads 1 --memory-limit 1GiB --nworkers 1\\n"
+        f"exec {worker}\\n"
     )
     started = time.perf_counter()
     jobs = [

@@ -6,8 +6,9 @@ Debian's Chromium through Playwright, on an idle cluster, three ways in the same
   JupyterLab opens, the notebook opens, its first cells run and "Your session" prints;
 * **batchspawner**: the same on a hub with plain ``batchspawner.SlurmSpawner`` 1.3
   (opening ``/hub/spawn``, which starts at once: it has no form);
-* **floor**: ``sbatch`` of a stock ``jupyter-lab``, the browser opening it as soon as
-  ``/api/status`` answers; the clock starts at the sbatch.
+* **floor**: ``sbatch`` of a stock ``jupyter-lab`` on a compute node (listening on the
+  node's address, with a token made for the job), the browser opening it, token in the
+  URL, as soon as ``/api/status`` answers; the clock starts at the sbatch.
 
 Every run opens the same notebook (a copy of 00-getting-started in the user's home)
 with a fresh browser context. Writes ``bench/results/first_cell.json``.
@@ -54,9 +55,10 @@ def place_notebook(user: str) -> None:
     shutil.chown(target, user, user)
 
 
-def run_first_cell(page, lab: str) -> None:
-    """Open the notebook under ``lab`` (a /lab URL), run up to "Your session", await it."""
-    run_cells(page, open_notebook(page, f"{lab}/tree/{NOTEBOOK}"))
+def run_first_cell(page, lab: str, query: str = "") -> None:
+    """Open the notebook under ``lab`` (a /lab URL, then ``query``), run up to "Your
+    session", await it."""
+    run_cells(page, open_notebook(page, f"{lab}/tree/{NOTEBOOK}{query}"))
 
 
 def factorylab_run(playwright, hub: Hub, user: str) -> float:
@@ -95,13 +97,14 @@ def batchspawner_run(playwright, hub: Hub, user: str, password: str) -> float:
 def floor_run(playwright, user: str) -> float:
     with chromium(playwright) as page:
         began = time.perf_counter()
-        job, port = submit_floor(user, STOCK_ENV)
+        floor = submit_floor(user, STOCK_ENV)
         try:
-            wait_http(f"http://127.0.0.1:{port}/api/status")
-            run_first_cell(page, f"http://127.0.0.1:{port}/lab")
+            wait_http(f"{floor.url}/api/status", headers=floor.headers)
+            # The token logs the browser in (jupyter-server sets its login cookie).
+            run_first_cell(page, f"{floor.url}/lab", f"?token={floor.token}")
             elapsed = time.perf_counter() - began
         finally:
-            subprocess.run(["scancel", job], check=False)
+            subprocess.run(["scancel", floor.job], check=False)
     return elapsed
 
 
@@ -139,8 +142,9 @@ def main() -> int:
         "benchmark": "first_cell",
         "what": "seconds from clicking Start until a notebook cell's output shows, in "
         "Chromium: JupyterLab loads, the notebook opens, its kernel starts, cells run",
-        "floor": "sbatch of jupyter-lab from a stock pip-installed env; the browser opens "
-        "it when /api/status answers (no hub, no login, no proxy)",
+        "floor": "sbatch of jupyter-lab from a stock pip-installed env on a compute node; "
+        "the browser opens it, with its token, when /api/status answers (no hub, no login, "
+        "no proxy)",
         "runs_per_method": RUNS,
         "methods": result,
         "ratios": ratios,

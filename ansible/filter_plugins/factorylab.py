@@ -117,9 +117,9 @@ def demo_nodes(count: object, network_prefix: str = "10.213.0") -> list[dict]:
 
     >>> [(n["name"], n["address"], n["gpu_type"]) for n in demo_nodes("2")]
     [('c01', '10.213.0.11', 'h100'), ('c02', '10.213.0.12', 'a100')]
-    >>> demo_nodes(0)
+    >>> demo_nodes(0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: NODES=0: the demo cluster has 1 to 8 compute nodes. Run make up NODES=2 (the default) or another number from 1 to 8.
+    ValueError: NODES=0: the demo cluster has 1 to 8 compute nodes. Run make up NODES=2 ...
     """
     text = str(count).strip()
     if not text.isdigit() or not 1 <= int(text) <= DEMO_MAX_NODES:

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ..support import services
-from ..support.nodes import compute_nodes
+from ..support.nodes import compute_nodes, node_address
 from ..unit.conftest import REPO
 
 
@@ -272,3 +273,91 @@ def test_admin_token_has_exactly_the_automation_scopes(hub):
         "users",
         "users:activity",
     }, sorted(model["scopes"])
+
+
+PLAYBOOK = ["/opt/factorylab/tools/bin/ansible-playbook", "site.yml"]
+
+
+@pytest.mark.parametrize("nodes", ["0", "99", "two"])
+def test_a_bad_node_count_is_a_sentence_and_changes_nothing(nodes):
+    done = subprocess.run(
+        ["make", "-s", "up", f"NODES={nodes}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert f"NODES={nodes}: the demo cluster has 1 to 8 compute nodes." in done.stderr
+    assert "PLAY" not in done.stdout  # refused before Ansible started
+    # the playbook refuses it too, in its first task, when NODES bypasses the Makefile
+    played = subprocess.run(
+        [*PLAYBOOK, "-e", f"factorylab_demo_node_count={nodes}"],
+        cwd=REPO / "ansible",
+        capture_output=True,
+        text=True,
+    )
+    assert played.returncode != 0
+    assert f"NODES={nodes}: the demo cluster has 1 to 8" in played.stdout + played.stderr
+    assert re.search(
+        r"localhost\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", played.stdout
+    )
+
+
+def test_an_inventory_without_a_hub_host_is_a_sentence(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    played = subprocess.run(
+        [*PLAYBOOK, "-i", str(inventory)], cwd=REPO / "ansible", capture_output=True, text=True
+    )
+    assert played.returncode != 0
+    assert "in group `hub`; it needs exactly one" in played.stdout + played.stderr
+    assert re.search(r"localhost\s*:\s*ok=0\s+changed=0\s+unreachable=0\s+failed=1", played.stdout)
+
+
+@pytest.mark.timeout(900)
+def test_the_site_example_inventory_deploys_over_ssh_without_touching_slurm(tmp_path):
+    """inventories/site-example (a site's own Slurm, users and shared file systems), run
+    against this demo cluster: the login node as `hub`, the demo nodes as `compute`,
+    reached over SSH. The demo's site file, so what is deployed is what runs."""
+    example = REPO / "ansible" / "inventories" / "site-example"
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        (example / "group_vars" / "all.yml").read_text()
+    )
+    nodes = {
+        node: {
+            "ansible_host": node_address(node),
+            "ansible_ssh_private_key_file": "/etc/factorylab/nodes/id_ed25519",
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=/etc/factorylab/nodes/known_hosts "
+            "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
+        }
+        for node in compute_nodes()
+    }
+    local = {"localhost": {"ansible_connection": "local"}}
+    inventory = {
+        "all": {
+            "children": {
+                "hub": {"hosts": local},
+                "slurm_controller": {"hosts": local},
+                "compute": {"hosts": nodes},
+            }
+        }
+    }
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    site_file = REPO / "hub_config" / "site.local.yaml"
+    played = subprocess.run(
+        [*PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), "-e", f"factorylab_site_file={site_file}"],
+        cwd=REPO / "ansible",
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+    assert played.returncode == 0, played.stdout[-3000:] + played.stderr[-2000:]
+    recaps = dict(
+        re.findall(
+            r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", played.stdout, re.M
+        )
+    )
+    assert set(recaps) == {"localhost", *nodes}, played.stdout[-2000:]
+    changed = [line for line in played.stdout.splitlines() if line.startswith("changed:")]
+    assert set(recaps.values()) == {"0"}, "\n".join(changed)
+    # the site's Slurm and nodes are its own: neither role ran
+    assert "TASK [slurm :" not in played.stdout and "TASK [nodes :" not in played.stdout
+    assert "TASK [compute : Install the launcher's Python]" in played.stdout

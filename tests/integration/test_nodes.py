@@ -154,12 +154,14 @@ def test_a_burst_of_40_lands_on_every_node_and_answers_through_the_proxy(hub):
             list(pool.map(hub.stop, users))
 
 
-DASK_ELSEWHERE = """
+# A Dask cluster of one worker placed by `placement` (an sbatch option that names this
+# node), computing on it; the cluster stays up (the node-failure test crashes its node).
+DASK_ON = """
 import json, socket, dask
 from dask_jobqueue import SLURMCluster
 from distributed import Client
 extra = dask.config.get("jobqueue.slurm.job-extra-directives")
-extra = extra + ["--exclude=" + socket.gethostname()]
+extra = extra + ["PLACEMENT" + socket.gethostname()]
 cluster = SLURMCluster(job_extra_directives=extra)
 cluster.scale(1)
 client = Client(cluster)
@@ -170,33 +172,23 @@ print(json.dumps({
     "worker_nodes": sorted(set(client.run(socket.gethostname).values())),
     "sum": client.submit(sum, range(101)).result(),
 }))
-client.close(); cluster.close()
 """
+
+
+def _dask_facts(hub, user: str, placement: str) -> dict:
+    code = DASK_ON.replace("PLACEMENT", placement)
+    return json.loads(run_in_kernel(hub, user, hub.user_token(user), code, timeout=300))
 
 
 @pytest.mark.timeout(600)
 def test_dask_workers_on_another_node_join_the_sessions_scheduler(hub, session):
     user = "demo06"
     session(user, {"partition": "cpu"})
-    facts = json.loads(run_in_kernel(hub, user, hub.user_token(user), DASK_ELSEWHERE, timeout=300))
+    facts = _dask_facts(hub, user, "--exclude=")
     assert facts["sum"] == 5050
     assert facts["scheduler_node"] == job_node(job_id_of(user))
     assert facts["worker_nodes"] and facts["scheduler_node"] not in facts["worker_nodes"], facts
     assert facts["scheduler"].startswith(f"tls://{node_address(facts['scheduler_node'])}:")
-
-
-WORKER_HERE = """
-import socket, dask
-from dask_jobqueue import SLURMCluster
-from distributed import Client
-extra = dask.config.get("jobqueue.slurm.job-extra-directives")
-extra = extra + ["--nodelist=" + socket.gethostname()]
-cluster = SLURMCluster(job_extra_directives=extra)
-cluster.scale(1)
-client = Client(cluster)
-client.wait_for_workers(1, timeout=180)
-print(sorted(set(client.run(socket.gethostname).values())))
-"""
 
 
 def _crash(node: str) -> None:
@@ -230,10 +222,8 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
     user = "demo07" if failure == "crash" else "demo08"
     session(user, {"partition": "cpu"})
     node = job_node(job_id_of(user))
-    token = hub.user_token(user)
     if failure == "crash":  # a Dask worker on the same node goes down with it
-        workers = run_in_kernel(hub, user, token, WORKER_HERE, timeout=300)
-        assert workers.strip() == str([node]), workers
+        assert _dask_facts(hub, user, "--nodelist=")["worker_nodes"] == [node]
     jobs_before = subprocess.run(
         ["squeue", "--noheader", f"--user={user}", "--format=%i %N"], capture_output=True, text=True
     ).stdout

@@ -3,6 +3,7 @@
 import copy
 import sys
 
+import pytest
 import yaml
 
 from .conftest import REPO
@@ -50,3 +51,27 @@ def test_demo_associations_follow_the_site_files_accounts_and_groups():
     disabled = copy.deepcopy(LOCAL)
     disabled["demo"]["enabled"] = False
     assert filters.demo_associations(disabled) == []
+
+
+def test_demo_nodes_differ_and_have_their_own_addresses():
+    nodes = filters.demo_nodes("3")
+    assert [(n["name"], n["address"]) for n in nodes] == [
+        ("c01", "10.213.0.11"),
+        ("c02", "10.213.0.12"),
+        ("c03", "10.213.0.13"),
+    ]
+    assert [(n["gpu_type"], n["gpu_count"]) for n in nodes] == [
+        ("h100", 4),
+        ("a100", 2),
+        ("h100", 4),
+    ]
+    assert len(filters.demo_nodes(8)) == 8
+
+
+@pytest.mark.parametrize("count", ["0", "9", "99", "", "two", "-1", "2.5"])
+def test_a_bad_node_count_is_a_sentence_that_names_it(count):
+    with pytest.raises(ValueError) as caught:
+        filters.demo_nodes(count)
+    message = str(caught.value)
+    assert message.startswith(f"NODES={count or '(empty)'}: the demo cluster has 1 to 8")
+    assert "make up NODES=2" in message
