@@ -8,7 +8,6 @@ Any FAIL makes the exit status non-zero.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import json
 import os
@@ -319,7 +318,7 @@ class Doctor:
                 )
                 return
             listener.listen(len(plan) + 4)
-            jobs = []
+            jobs, submitted = [], []
             for probe in plan:
                 script = probes.job_script(self.site, probe, listener.getsockname()[:2])
                 sbatch = [
@@ -340,15 +339,18 @@ class Doctor:
                     )
                     continue
                 jobs.append(done.stdout.strip().split(";")[0])
+                submitted.append(probe)
+            hub = self.site.hub
+            alt_names = [*hub.internal_ssl_alt_names] if hub.internal_ssl else None
             try:
-                reports = probes.collect(listener, plan, probes.REPORT_TIMEOUT)
-                for probe in plan:
+                reports = probes.collect(listener, submitted, probes.REPORT_TIMEOUT)
+                for probe in submitted:
                     for name, ok, detail in probes.report_lines(
-                        probe, reports.get(probe.nonce), home, home_inode
+                        probe, reports.get(probe.nonce), home, home_inode, alt_names
                     ):
                         yield Check(name, ok, detail)
             finally:
-                with contextlib.suppress(Exception):
+                if jobs:
                     self.runner(
                         [*self.as_hub, "sudo", "-n", "-u", user, f"{self.bin}/scancel", *jobs]
                     )

@@ -11,14 +11,18 @@ the hub reaches a port on the node, and the node's clock is within 2 s of the hu
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
 import secrets
+import selectors
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+from spawners.session.containers import container_prefix
 from spawners.site import Site
 
 #: How far a node's clock may be from the hub's (Dask's and the tokens' deadlines).
@@ -35,6 +39,7 @@ class Probe:
     partition: str
     node: str | None
     nonce: str
+    answer: str = ""
 
     @property
     def label(self) -> str:
@@ -54,19 +59,31 @@ def plan(partitions: list[str], nodes: list[dict]) -> list[Probe]:
     for node in sorted(nodes, key=lambda n: n.get("name", "")):
         held = [p for p in partitions if p in (node.get("partitions") or [])]
         if held:
-            probes.append(Probe(held[0], node["name"], secrets.token_hex(16)))
+            probes.append(Probe(held[0], node["name"], *_secrets()))
     covered = {probe.partition for probe in probes}
     for name in partitions:
         if name not in covered and any(name in (n.get("partitions") or []) for n in nodes):
-            probes.append(Probe(name, None, secrets.token_hex(16)))
+            probes.append(Probe(name, None, *_secrets()))
     return probes
+
+
+def _secrets() -> tuple[str, str]:
+    """A probe's nonce (its report's, and what the doctor sends its port) and answer."""
+    return secrets.token_hex(16), secrets.token_hex(16)
 
 
 def job_script(site: Site, probe: Probe, report_to: tuple[str, int]) -> str:
     """The probe's batch script: ``#SBATCH`` lines, its settings, then the program."""
-    images = {name: f"{image.venv.rstrip('/')}/bin/python" for name, image in site.images.items()}
+    images = {
+        name: [
+            *container_prefix(image.apptainer, image.binds, 0),
+            f"{image.venv.rstrip('/')}/bin/python",
+        ]
+        for name, image in site.images.items()
+    }
     settings = {
         "nonce": probe.nonce,
+        "answer": probe.answer,
         "report_host": report_to[0],
         "report_port": report_to[1],
         "hub_host": site.hub.hub_connect_ip,
@@ -99,47 +116,114 @@ Submit = Callable[[str], str]
 """``submit(script) -> job id`` (sbatch as the sample user); raises RuntimeError."""
 
 
+#: Fields of a report, and their types: anything else is no report.
+REPORT_FIELDS = {
+    "nonce": str,
+    "node": str,
+    "port": int,
+    "home": str,
+    "home_inode": int,
+    "images": dict,
+    "hub": str,
+    "time": float,
+}
+
+
+def parse_report(data: bytes, wanted: set[str]) -> dict | None:
+    """A report from ``data`` if it is one of ``wanted``'s, with every field well typed.
+
+    >>> parse_report(b'[1]', {"n"}) is None
+    True
+    """
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(report, dict) or report.get("nonce") not in wanted:
+        return None
+    for field, kind in REPORT_FIELDS.items():
+        value = report.get(field)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            report[field] = value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return None
+    if not 0 < report["port"] < 65536:
+        return None
+    return report
+
+
 def collect(listener: socket.socket, probes: list[Probe], timeout: float) -> dict[str, dict]:
-    """Reports by nonce, as they arrive, until all are in or ``timeout`` passes."""
+    """Reports by nonce until all are in or ``timeout`` passes; the first valid one wins.
+
+    Connections are read side by side (a slow or silent client holds up nobody), each
+    for 10 s at most; a report gets the address it came from (``peer``) and when it came.
+    """
     wanted = {probe.nonce for probe in probes}
     reports: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
-    while wanted - set(reports) and time.monotonic() < deadline:
-        listener.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            connection, _ = listener.accept()
-        except OSError:
-            break
-        with connection:
-            connection.settimeout(10)
-            data = b""
-            try:
-                while not data.endswith(b"\n") and len(data) < 65536:
+    listener.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(listener, selectors.EVENT_READ)
+        pending: dict[socket.socket, tuple[bytes, float, str]] = {}
+        while wanted - set(reports) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.2):
+                if key.fileobj is listener:
+                    with contextlib.suppress(OSError):
+                        connection, peer = listener.accept()
+                        connection.setblocking(False)
+                        pending[connection] = (b"", time.monotonic() + 10, peer[0])
+                        selector.register(connection, selectors.EVENT_READ)
+                    continue
+                connection = key.fileobj
+                data, until, peer = pending[connection]
+                try:
                     chunk = connection.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                report = json.loads(data)
-            except (OSError, ValueError):
-                continue
-            report["received"] = time.time()
-            if isinstance(report, dict) and report.get("nonce") in wanted:
-                reports[report["nonce"]] = report
+                except OSError:
+                    chunk = b""
+                data += chunk
+                if chunk and not data.endswith(b"\n") and len(data) < 65536:
+                    pending[connection] = (data, until, peer)
+                    continue
+                selector.unregister(connection)
+                connection.close()
+                del pending[connection]
+                report = parse_report(data, wanted - set(reports))
+                if report is not None:
+                    report["peer"], report["received"] = peer, time.time()
+                    reports[report["nonce"]] = report
+            for connection, (_, until, _) in list(pending.items()):
+                if time.monotonic() > until:  # too slow: dropped
+                    selector.unregister(connection)
+                    connection.close()
+                    del pending[connection]
+        for connection in pending:
+            connection.close()
     return reports
 
 
-def node_port_answer(address: str, port: int) -> str:
-    """What the node's probe port sends back (its nonce), or why it could not be reached."""
+def node_port_answer(address: str, port: int, nonce: str) -> str:
+    """What the node's probe port answers to ``nonce``, or why it could not be reached."""
     try:
         with socket.create_connection((address, port), timeout=10) as connection:
             connection.settimeout(10)
-            return connection.recv(64).decode(errors="replace")
+            connection.sendall(nonce.encode())
+            return connection.recv(64).decode(errors="replace") or "error: no answer"
     except OSError as exc:
         return f"error: {exc}"
 
 
-def report_lines(probe: Probe, report: dict | None, home: str, home_inode: int | None):
-    """``(name, ok, detail)`` for each thing a probe's report shows, fixes included."""
+def report_lines(
+    probe: Probe,
+    report: dict | None,
+    home: str,
+    home_inode: int | None,
+    alt_names: list[str] | None = None,
+):
+    """``(name, ok, detail)`` for each thing a probe's report shows, fixes included.
+
+    ``alt_names``: with internal SSL, the names session certificates carry; the node's
+    name must be one of them (the proxy reaches a session by its node's name).
+    """
     name = probe.label
     if report is None:
         return [
@@ -159,12 +243,12 @@ def report_lines(probe: Probe, report: dict | None, home: str, home_inode: int |
         resolved = f"nothing ({exc})"
     lines.append(
         (f"{name} name", True, f"{node} resolves to {resolved}")
-        if resolved == report.get("address")
+        if resolved == report["peer"]
         else (
             f"{name} name",
             False,
             f"{node} resolves here to {resolved}, but the node's own address is "
-            f"{report.get('address')}; fix DNS or /etc/hosts so both agree",
+            f"{report['peer']}; fix DNS or /etc/hosts so both agree",
         )
     )
     same_home = report.get("home") == home and report.get("home_inode") == home_inode
@@ -200,10 +284,10 @@ def report_lines(probe: Probe, report: dict | None, home: str, home_inode: int |
             "hub.hub_connect_ip to an address the compute nodes reach, and open that port",
         )
     )
-    answer = node_port_answer(str(report.get("address")), int(report.get("port") or 0))
+    answer = node_port_answer(report["peer"], report["port"], probe.nonce)
     lines.append(
         (f"{name} reached from hub", True, f"port {report.get('port')} on {node} answers")
-        if answer == probe.nonce
+        if answer == probe.answer
         else (
             f"{name} reached from hub",
             False,
@@ -211,7 +295,21 @@ def report_lines(probe: Probe, report: dict | None, home: str, home_inode: int |
             "listen on such ports: let the hub host reach the nodes' ports 1024-65535",
         )
     )
-    skew = float(report.get("received", 0)) - float(report.get("time", 0))
+    if alt_names is not None:
+        patterns = [n.split(":", 1)[1] for n in alt_names if n.startswith("DNS:")]
+        covered = node == "localhost" or any(fnmatch.fnmatch(node, p) for p in patterns)
+        lines.append(
+            (f"{name} certificate", True, f"session certificates name {node}")
+            if covered
+            else (
+                f"{name} certificate",
+                False,
+                f"with internal SSL the proxy reaches sessions on {node} by that name, but "
+                f"session certificates do not carry it; add DNS:{node} (or a wildcard) to "
+                "hub.internal_ssl_alt_names",
+            )
+        )
+    skew = report["received"] - report["time"]
     lines.append(
         (f"{name} clock", True, f"within {abs(skew):.1f} s of the hub's")
         if abs(skew) <= MAX_CLOCK_SKEW

@@ -4,7 +4,10 @@ A session job reports its port; its host comes from Slurm (the job's batch host)
 job is the user's code, so the port can be anything: the hub's own API, the proxy, or
 a service another user runs. On the hub's own host the hub can see who listens on a
 port (``/proc/net/tcp``, readable by every user) and accepts only a listener of the
-session's own user. On another node it cannot, but nothing of the hub's listens there.
+session's own user. On a compute node it cannot: there other daemons listen (sshd,
+slurmd) and other users' sessions and probes, and a job could point its own route at
+one of them. That gains it nothing: a route only carries the job's own user's traffic,
+and every session server there asks for that session's own token.
 """
 
 from __future__ import annotations

@@ -2,15 +2,17 @@
 
 The doctor submits it as a sample user, prepended with ``#SBATCH`` lines and a
 ``PROBE = {...}`` line: where to report (the doctor's listener on the hub host), the
-hub's API address, the image environments and a nonce. On its node the job:
+hub's API address, the image environments, and two secrets. On its node the job:
 
 - imports each image environment's Jupyter server;
 - connects to the hub's API;
 - listens on a port of its node's own address, and reports that port with what it saw
-  (its node, its home, the imports, the hub, its clock) to the doctor;
-- then waits for the doctor to connect to that port, and answers with the nonce.
+  (its node, its home, the imports, the hub, its clock) to the doctor, with ``nonce``;
+- then waits for the doctor to connect to that port: whoever sends ``nonce`` first gets
+  ``answer``; other connections get nothing, and the job keeps waiting.
 """
 
+import hmac
 import json
 import os
 import socket
@@ -19,7 +21,8 @@ import time
 
 PROBE = globals().get("PROBE", {})  # the doctor's line above this file's text sets it
 IMPORT_CHECK = "import jupyterhub.singleuser, jupyterlab"
-ACCEPT_TIMEOUT = 60
+IMPORT_TIMEOUT = 60
+ACCEPT_UNTIL = 280  # seconds after the report: the job's time limit is 5 minutes
 
 
 def node_address():
@@ -31,12 +34,15 @@ def node_address():
 
 
 def image_imports(images):
-    """``{image: "ok" | why not}`` for each image environment's Python."""
+    """``{image: "ok" | why not}`` for each image environment's Python (an argv)."""
     results = {}
     for name, python in images.items():
         try:
             done = subprocess.run(
-                [python, "-c", IMPORT_CHECK], capture_output=True, text=True, timeout=180
+                [*python, "-c", IMPORT_CHECK],
+                capture_output=True,
+                text=True,
+                timeout=IMPORT_TIMEOUT,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             results[name] = str(exc)[:300]
@@ -55,32 +61,44 @@ def hub_reachable(host, port):
     return "ok"
 
 
+def answer_the_doctor(listener, nonce, answer, until):
+    """Accept connections until one sends ``nonce``; answer that one only."""
+    while time.monotonic() < until:
+        listener.settimeout(max(0.1, until - time.monotonic()))
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(5)
+            try:
+                heard = connection.recv(len(nonce))
+            except OSError:
+                continue
+            if hmac.compare_digest(heard, nonce):
+                connection.sendall(answer)
+                return
+
+
 def main(probe):
     home = os.path.expanduser("~")
     listener = socket.socket()
     listener.bind((node_address(), 0))
-    listener.listen(1)
+    listener.listen(4)
     report = {
         "nonce": probe["nonce"],
         "node": socket.gethostname(),
-        "address": listener.getsockname()[0],
         "port": listener.getsockname()[1],
         "home": home,
         "home_inode": os.stat(home).st_ino,
         "images": image_imports(probe.get("images", {})),
         "hub": hub_reachable(probe["hub_host"], probe["hub_port"]),
-        "job": os.environ.get("SLURM_JOB_ID", ""),
     }
     report["time"] = time.time()
     with socket.create_connection((probe["report_host"], probe["report_port"]), 30) as out:
         out.sendall(json.dumps(report).encode() + b"\n")
-    listener.settimeout(ACCEPT_TIMEOUT)
-    try:
-        connection, _ = listener.accept()
-    except OSError:
-        return
-    with connection:
-        connection.sendall(probe["nonce"].encode())
+    until = time.monotonic() + ACCEPT_UNTIL
+    answer_the_doctor(listener, probe["nonce"].encode(), probe["answer"].encode(), until)
 
 
 if __name__ == "__main__":

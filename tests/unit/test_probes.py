@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import socket
 import threading
 
@@ -11,7 +12,7 @@ import pytest
 from spawners import probes
 from spawners.probes import Probe
 
-NONCE = "ab" * 16
+NONCE, ANSWER = "ab" * 16, "cd" * 16
 
 
 @pytest.fixture
@@ -20,9 +21,14 @@ def node_port():
     server = socket.create_server(("127.0.0.1", 0))
 
     def answer():
-        connection, _ = server.accept()
-        with connection:
-            connection.sendall(NONCE.encode())
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                if connection.recv(64) == NONCE.encode():
+                    connection.sendall(ANSWER.encode())
 
     threading.Thread(target=answer, daemon=True).start()
     yield server.getsockname()[1]
@@ -33,7 +39,7 @@ def _report(port: int, changes: dict | None = None) -> dict:
     report = {
         "nonce": NONCE,
         "node": "localhost",
-        "address": "127.0.0.1",
+        "peer": "127.0.0.1",
         "port": port,
         "home": "/home/demo01",
         "home_inode": 42,
@@ -46,7 +52,7 @@ def _report(port: int, changes: dict | None = None) -> dict:
 
 
 def _lines(report: dict | None) -> dict[str, tuple[bool, str]]:
-    lines = probes.report_lines(Probe("cpu", "c01", NONCE), report, "/home/demo01", 42)
+    lines = probes.report_lines(Probe("cpu", "c01", NONCE, ANSWER), report, "/home/demo01", 42)
     return {name.split(" ", 2)[-1]: (ok, detail) for name, ok, detail in lines}
 
 
@@ -95,4 +101,48 @@ def test_the_job_script_is_python_with_its_settings(site):
     exec(script.split("\n")[len(head) + 1], namespace)  # the settings line
     assert namespace["PROBE"]["nonce"] == NONCE
     assert namespace["PROBE"]["report_port"] == 40000
-    assert namespace["PROBE"]["images"]["base"] == "/opt/factorylab/envs/base/bin/python"
+    assert namespace["PROBE"]["images"]["base"] == ["/opt/factorylab/envs/base/bin/python"]
+    assert namespace["PROBE"]["answer"] != NONCE
+
+
+def test_with_internal_ssl_the_node_must_be_in_the_certificates(node_port):
+    probe = Probe("cpu", "c01", NONCE, ANSWER)
+    report = _report(node_port, {"node": "localhost"})
+    lines = probes.report_lines(probe, report, "/home/demo01", 42, ["DNS:c*"])
+    assert [ok for name, ok, _ in lines if name.endswith("certificate")] == [True]
+    report = _report(node_port, {"node": "gpu7.example.org"})
+    lines = probes.report_lines(probe, report, "/home/demo01", 42, ["DNS:*.cpu.example.org"])
+    [(ok, detail)] = [(ok, d) for name, ok, d in lines if name.endswith("certificate")]
+    assert not ok and "add DNS:gpu7.example.org" in detail
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[1]\n", b"{}\n", b"not json", b'{"nonce": "other"}\n'],
+)
+def test_what_is_not_a_well_formed_report_is_no_report(data):
+    assert probes.parse_report(data, {NONCE}) is None
+
+
+def test_a_report_with_a_wrong_type_is_no_report(node_port):
+    good = {k: v for k, v in _report(node_port).items() if k not in ("peer", "received")}
+    assert probes.parse_report(json.dumps(good).encode(), {NONCE}) is not None
+    for field, bad in (("port", "80"), ("time", "now"), ("images", []), ("port", 0)):
+        data = json.dumps({**good, field: bad}).encode()
+        assert probes.parse_report(data, {NONCE}) is None, field
+
+
+def test_collect_reads_side_by_side_and_keeps_the_first_valid_report(node_port):
+    probe = Probe("cpu", "c01", NONCE, ANSWER)
+    good = {k: v for k, v in _report(node_port).items() if k not in ("peer", "received")}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()
+        silent = socket.create_connection(address)  # says nothing: holds up nobody
+        junk = socket.create_connection(address)
+        junk.sendall(b"[1]\n")
+        first = socket.create_connection(address)
+        first.sendall(json.dumps({**good, "hub": "first"}).encode() + b"\n")
+        reports = probes.collect(listener, [probe], timeout=5)
+        for sock in (silent, junk, first):
+            sock.close()
+    assert reports[NONCE]["hub"] == "first" and reports[NONCE]["peer"] == "127.0.0.1"
