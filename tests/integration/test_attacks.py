@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -29,9 +31,9 @@ from ..support.hub import (
     run_in_kernel,
     session_pid,
     spawn_events,
-    spawn_failure,
     squeue_active,
 )
+from ..support.nodes import LOGIN_ADDRESS, job_node, run_on_node
 
 HUB_SECRETS = ("FACTORYLAB_ADMIN_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN")
 
@@ -136,14 +138,22 @@ def test_the_sessions_port_is_not_shown_to_other_users(hub, session):
     user = "demo26"
     session(user, {"partition": "cpu"})
     pid = session_pid(user)
-    seen_by_others = as_user("demo27", "ps", "-ww", "-o", "args=", "-p", str(pid)).stdout
+    # another user on the session's node
+    node = job_node(job_id_of(user))
+    seen_by_others = run_on_node(
+        node, ["ps", "-ww", "-o", "args=", "-p", str(pid)], user="demo27"
+    ).stdout
     assert "jupyterhub-singleuser" in seen_by_others
     assert "--port" not in seen_by_others, seen_by_others
     assert "port_retries=0" in seen_by_others
 
 
 def test_a_job_cannot_point_the_proxy_at_the_hub(hub, slow_server_start):
-    """Issue 14, 11: a job reported the hub's own port, looping the proxy into the hub."""
+    """Issue 14, 11: a job reported the hub's own port, looping the proxy into the hub.
+
+    On the cluster the hub and the proxy are on the login node, and a session's address
+    is its node's, from Slurm, never the job's word: a job that reports the proxy's port
+    gets at most port 8000 of its own compute node, and its start fails."""
     user = "demo29"
     hub.stop(user)
     # the user's own server config reports the proxy's public port before the launcher
@@ -155,10 +165,16 @@ def test_a_job_cannot_point_the_proxy_at_the_hub(hub, slow_server_start):
         "    headers={'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']})\n"
         "urllib.request.urlopen(req).read()\n",
     )
-    message = spawn_failure(hub, user, hub.spawn(user, {"partition": "cpu"}))
-    assert "reported a port the hub will not use" in message, message
-    assert "port 8000 on this host is not served by your session" in message
-    assert hub.server(user) is None
+    response = hub.spawn(user, {"partition": "cpu"})
+    login_node = {"127.0.0.1", "localhost", LOGIN_ADDRESS, socket.gethostname()}
+    deadline = time.monotonic() + 180
+    while hub.server(user) is not None:
+        route = proxy_routes().get(f"/user/{user}")
+        if route:  # never toward the login node's hub or proxy
+            assert urlsplit(route["target"]).hostname not in login_node, route
+        assert time.monotonic() < deadline, "the start with a false port never ended"
+        time.sleep(0.5)
+    assert response.status_code >= 400 or hub.server(user) is None
     deadline = time.monotonic() + 20
     while squeue_active(["-u", user, "-n", "factorylab"]):
         assert time.monotonic() < deadline, "the refused job was not cancelled"
