@@ -102,14 +102,14 @@ def job_script(path: str, user: str, options: str, server_name: str) -> int:
     return 0
 
 
-def doctor(path: str, hub_user: str, probe: bool = True) -> int:
+def doctor(path: str, hub_user: str, probe: bool = True, dask: bool = False) -> int:
     """Check a site file against the cluster this runs on; print one line a check."""
     try:
         site = load_site(path, SITE_CHECKS)
     except SiteFileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    lines, status = diagnose(site, hub_user, probe=probe)
+    lines, status = diagnose(site, hub_user, probe=probe, dask=dask)
     print("\n".join(lines))
     return status
 
@@ -142,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     checkup.add_argument(
         "--no-probes", action="store_true", help="submit no probe jobs (the checks from here only)"
     )
+    checkup.add_argument(
+        "--dask",
+        action="store_true",
+        help="also: a Dask worker on one node joins a scheduler on another",
+    )
     args = parser.parse_args(argv)
     if args.command == "check-site":
         return check_site(args.file)
     if args.command == "doctor":
-        return doctor(args.file, args.hub_user, probe=not args.no_probes)
+        return doctor(args.file, args.hub_user, probe=not args.no_probes, dask=args.dask)
     if args.command == "job-script":
         return job_script(args.file, args.user, args.options, args.server)
     if args.command == "image-defs":

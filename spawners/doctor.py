@@ -13,13 +13,11 @@ import json
 import os
 import pwd
 import re
-import socket
-import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-from spawners import probes
+from spawners.checks import Check, Ran, Runner, first_line, run
+from spawners.doctor_jobs import JobChecks
 from spawners.site import Site
 from spawners.slurm.partitions import gpu_counts
 
@@ -29,63 +27,27 @@ MIN_SLURM = (22, 5)
 SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
 
 
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def line(self) -> str:
-        """``OK   name: detail`` or ``FAIL name: detail``."""
-        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What a command printed, and how it ended (127: not found; 124: timed out)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[..., Ran]
-"""``runner(argv, stdin="")``: how the doctor runs a command."""
-
-
-def run(argv: list[str], stdin: str = "", timeout: float = 30) -> Ran:
-    """Run ``argv`` without a shell; a missing program or a timeout is a result too."""
-    try:
-        done = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError:
-        return Ran(127, "", f"{argv[0]}: not found")
-    except subprocess.TimeoutExpired:
-        return Ran(124, "", f"{argv[0]}: no answer within {timeout:.0f} s")
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
 def _types(gpus: Counter[str]) -> str:
     return ", ".join(sorted(kind or "untyped" for kind in gpus)) or "no GPUs"
 
 
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:200]
-
-
-class Doctor:
+class Doctor(JobChecks):
     """The checks of one site against the cluster, through ``runner`` (faked in tests)."""
 
     def __init__(
-        self, site: Site, hub_user: str = "factorylab", runner: Runner = run, probe: bool = True
+        self,
+        site: Site,
+        hub_user: str = "factorylab",
+        runner: Runner = run,
+        probe: bool = True,
+        dask: bool = False,
     ):
         self.site = site
         self.hub_user = hub_user
         self.runner = runner
         self.probe = probe
+        self.dask = dask
+        self.member = ""  # the sample user, once the sudo check has found one
         self.bin = site.slurm.bin_dir.rstrip("/")
         self.as_hub = [] if os.geteuid() != 0 else ["runuser", "-u", hub_user, "--"]
 
@@ -111,7 +73,10 @@ class Doctor:
         sudo = list(self.sudo_rules())
         yield from sudo
         if self.probe and all(check.ok for check in sudo):
+            self.member = grp.getgrnam(self.site.users.group).gr_mem[0]
             yield from self.probe_jobs(nodes)
+            if self.dask:
+                yield from self.dask_jobs(nodes)
 
     def commands(self) -> Check:
         """The Slurm commands FactoryLab runs are in ``slurm.bin_dir``."""
@@ -133,7 +98,7 @@ class Doctor:
             return Check(
                 "slurm version",
                 False,
-                f"`sinfo --version` said {_first_line(out.stderr or out.stdout)!r}; "
+                f"`sinfo --version` said {first_line(out.stderr or out.stdout)!r}; "
                 "check the Slurm install",
             )
         version = tuple(int(part) for part in found.groups())
@@ -150,11 +115,11 @@ class Doctor:
         """slurmctld answers ``scontrol ping``."""
         out = self.slurm("scontrol", "ping")
         if out.returncode == 0 and " is UP" in out.stdout:
-            return Check("slurmctld", True, _first_line(out.stdout))
+            return Check("slurmctld", True, first_line(out.stdout))
         return Check(
             "slurmctld",
             False,
-            f"not answering ({_first_line(out.stdout or out.stderr)}); start slurmctld and "
+            f"not answering ({first_line(out.stdout or out.stderr)}); start slurmctld and "
             "check SlurmctldHost in slurm.conf",
         )
 
@@ -163,7 +128,7 @@ class Doctor:
         made = self.runner(["munge", "-n"])
         if made.returncode != 0:
             return Check(
-                "munge", False, f"munge -n failed ({_first_line(made.stderr)}); start munged"
+                "munge", False, f"munge -n failed ({first_line(made.stderr)}); start munged"
             )
         decoded = self.runner(["unmunge"], stdin=made.stdout)
         if decoded.returncode == 0 and re.search(r"^STATUS:\s+Success", decoded.stdout, re.M):
@@ -171,7 +136,7 @@ class Doctor:
         return Check(
             "munge",
             False,
-            f"round trip failed ({_first_line(decoded.stdout or decoded.stderr)}); check that "
+            f"round trip failed ({first_line(decoded.stdout or decoded.stderr)}); check that "
             "munged runs and every host has the same /etc/munge/munge.key",
         )
 
@@ -182,7 +147,7 @@ class Doctor:
             return list(json.loads(out.stdout).get("nodes", []))
         except (json.JSONDecodeError, AttributeError):
             return Check(
-                "nodes", False, f"`sinfo --json` gave no node list ({_first_line(out.stderr)})"
+                "nodes", False, f"`sinfo --json` gave no node list ({first_line(out.stderr)})"
             )
 
     def partitions(self, nodes: list[dict]) -> Iterator[Check]:
@@ -282,7 +247,7 @@ class Doctor:
             yield Check(
                 "sudo rules",
                 False,
-                f"{self.hub_user} cannot submit as {members[0]} ({_first_line(member.stderr)}); "
+                f"{self.hub_user} cannot submit as {members[0]} ({first_line(member.stderr)}); "
                 "check /etc/sudoers.d/factorylab",
             )
         for other in ("root", "nobody"):  # outside the group: sudo must refuse before sbatch runs
@@ -297,68 +262,14 @@ class Doctor:
                 return
         yield Check("sudo refusal", True, f"{self.hub_user} may not submit as root or nobody")
 
-    def probe_jobs(self, nodes: list[dict]) -> Iterator[Check]:
-        """A probe job per node and partition, as a sample user (see :mod:`spawners.probes`)."""
-        user = grp.getgrnam(self.site.users.group).gr_mem[0]
-        home = pwd.getpwnam(user).pw_dir
-        try:
-            home_inode: int | None = os.stat(home).st_ino
-        except OSError:
-            home_inode = None
-        plan = probes.plan(list(self.site.partitions), nodes)
-        with socket.socket() as listener:
-            try:
-                listener.bind((self.site.hub.hub_connect_ip, 0))
-            except OSError as exc:
-                yield Check(
-                    "probe jobs",
-                    False,
-                    f"cannot listen on hub.hub_connect_ip {self.site.hub.hub_connect_ip} ({exc}); "
-                    "run the doctor on the hub host",
-                )
-                return
-            listener.listen(len(plan) + 4)
-            jobs, submitted = [], []
-            for probe in plan:
-                script = probes.job_script(self.site, probe, listener.getsockname()[:2])
-                sbatch = [
-                    *self.as_hub,
-                    "sudo",
-                    "-n",
-                    "-u",
-                    user,
-                    f"{self.bin}/sbatch",
-                    "--parsable",
-                ]
-                done = self.runner(sbatch, stdin=script)
-                if done.returncode != 0:
-                    yield Check(
-                        probe.label,
-                        False,
-                        f"sbatch as {user} refused the probe job ({_first_line(done.stderr)})",
-                    )
-                    continue
-                jobs.append(done.stdout.strip().split(";")[0])
-                submitted.append(probe)
-            hub = self.site.hub
-            alt_names = [*hub.internal_ssl_alt_names] if hub.internal_ssl else None
-            try:
-                reports = probes.collect(listener, submitted, probes.REPORT_TIMEOUT)
-                for probe in submitted:
-                    for name, ok, detail in probes.report_lines(
-                        probe, reports.get(probe.nonce), home, home_inode, alt_names
-                    ):
-                        yield Check(name, ok, detail)
-            finally:
-                if jobs:
-                    self.runner(
-                        [*self.as_hub, "sudo", "-n", "-u", user, f"{self.bin}/scancel", *jobs]
-                    )
-
 
 def diagnose(
-    site: Site, hub_user: str = "factorylab", runner: Runner = run, probe: bool = True
+    site: Site,
+    hub_user: str = "factorylab",
+    runner: Runner = run,
+    probe: bool = True,
+    dask: bool = False,
 ) -> tuple[list[str], int]:
     """The report's lines, and the exit status: 1 if any check failed."""
-    results = list(Doctor(site, hub_user, runner, probe).checks())
+    results = list(Doctor(site, hub_user, runner, probe, dask).checks())
     return [check.line() for check in results], int(not all(check.ok for check in results))

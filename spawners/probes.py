@@ -72,6 +72,27 @@ def _secrets() -> tuple[str, str]:
     return secrets.token_hex(16), secrets.token_hex(16)
 
 
+def sbatch_lines(site: Site, partition: str, node: str | None) -> list[str]:
+    """A doctor's job's ``#SBATCH`` lines: small, short, never requeued, on ``node``."""
+    options = [
+        f"--job-name={JOB_NAME}",
+        f"--partition={partition}",
+        "--time=5",
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--mem=500M",
+        "--output=/dev/null",
+        "--chdir=/",
+        "--no-requeue",
+    ]
+    if node:
+        options.append(f"--nodelist={node}")
+    settings = site.partitions[partition]
+    if settings.kind == "gpu" and settings.default_gpus:
+        options.append(f"--gres=gpu:{settings.default_gpus}")
+    return [f"#SBATCH {option}" for option in options]
+
+
 def job_script(site: Site, probe: Probe, report_to: tuple[str, int]) -> str:
     """The probe's batch script: ``#SBATCH`` lines, its settings, then the program."""
     images = {
@@ -90,24 +111,8 @@ def job_script(site: Site, probe: Probe, report_to: tuple[str, int]) -> str:
         "hub_port": site.hub.hub_port,
         "images": images,
     }
-    partition = site.partitions[probe.partition]
-    options = [
-        f"--job-name={JOB_NAME}",
-        f"--partition={probe.partition}",
-        "--time=5",
-        "--ntasks=1",
-        "--cpus-per-task=1",
-        "--mem=500M",
-        "--output=/dev/null",
-        "--chdir=/",
-        "--no-requeue",
-    ]
-    if probe.node:
-        options.append(f"--nodelist={probe.node}")
-    if partition.kind == "gpu" and partition.default_gpus:
-        options.append(f"--gres=gpu:{partition.default_gpus}")
     program = resources.files("spawners").joinpath("templates/doctor_probe.py").read_text()
-    head = "\n".join(["#!/usr/bin/python3 -I", *(f"#SBATCH {o}" for o in options)])
+    head = "\n".join(["#!/usr/bin/python3 -I", *sbatch_lines(site, probe.partition, probe.node)])
     settings_line = f"PROBE = __import__('json').loads({json.dumps(settings)!r})"
     return f"{head}\n{settings_line}\n{program}"
 
@@ -129,7 +134,9 @@ REPORT_FIELDS = {
 }
 
 
-def parse_report(data: bytes, wanted: set[str]) -> dict | None:
+def parse_report(
+    data: bytes, wanted: set[str], fields: dict[str, type] = REPORT_FIELDS
+) -> dict | None:
     """A report from ``data`` if it is one of ``wanted``'s, with every field well typed.
 
     >>> parse_report(b'[1]', {"n"}) is None
@@ -141,18 +148,23 @@ def parse_report(data: bytes, wanted: set[str]) -> dict | None:
         return None
     if not isinstance(report, dict) or report.get("nonce") not in wanted:
         return None
-    for field, kind in REPORT_FIELDS.items():
+    for field, kind in fields.items():
         value = report.get(field)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             report[field] = value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             return None
-    if not 0 < report["port"] < 65536:
+    if "port" in fields and not 0 < report["port"] < 65536:
         return None
     return report
 
 
-def collect(listener: socket.socket, probes: list[Probe], timeout: float) -> dict[str, dict]:
+def collect(
+    listener: socket.socket,
+    probes: list[Probe],
+    timeout: float,
+    fields: dict[str, type] = REPORT_FIELDS,
+) -> dict[str, dict]:
     """Reports by nonce until all are in or ``timeout`` passes; the first valid one wins.
 
     Connections are read side by side (a slow or silent client holds up nobody), each
@@ -187,7 +199,7 @@ def collect(listener: socket.socket, probes: list[Probe], timeout: float) -> dic
                 selector.unregister(connection)
                 connection.close()
                 del pending[connection]
-                report = parse_report(data, wanted - set(reports))
+                report = parse_report(data, wanted - set(reports), fields)
                 if report is not None:
                     report["peer"], report["received"] = peer, time.time()
                     reports[report["nonce"]] = report

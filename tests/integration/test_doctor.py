@@ -13,12 +13,12 @@ DOCTOR = ["/opt/factorylab/hub/bin/factorylab", "doctor"]
 SITE = "/etc/factorylab/site.yaml"
 
 
-def _doctor(site: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*DOCTOR, site], capture_output=True, text=True, timeout=400)
+def _doctor(site: str, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*DOCTOR, site, *options], capture_output=True, text=True, timeout=600)
 
 
 def test_doctor_is_green_on_the_healthy_cluster():
-    done = _doctor(SITE)
+    done = _doctor(SITE, "--dask")
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines and all(line.startswith("OK") for line in lines), lines
@@ -29,6 +29,9 @@ def test_doctor_is_green_on_the_healthy_cluster():
     for node in compute_nodes():
         assert {f"probe cpu@{node} {check}" for check in checks} <= names, names
     assert any(name.startswith("probe gpu@") for name in names), names
+    # --dask: a worker on the second node joined a scheduler on the first
+    first, second = compute_nodes()[:2]
+    assert f"dask {second}->{first}" in names, names
 
 
 def _fails(done: subprocess.CompletedProcess) -> list[str]:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from spawners import probes
+from spawners import dask_probe, probes
 from spawners.probes import Probe
 
 NONCE, ANSWER = "ab" * 16, "cd" * 16
@@ -146,3 +146,24 @@ def test_collect_reads_side_by_side_and_keeps_the_first_valid_report(node_port):
         for sock in (silent, junk, first):
             sock.close()
     assert reports[NONCE]["hub"] == "first" and reports[NONCE]["peer"] == "127.0.0.1"
+
+
+def test_the_dask_check_says_which_worker_joined():
+    ok = dask_probe.report_line("c01", "c02", {"worker_nodes": ["c02"], "scheduler_node": "c01"})
+    assert ok == ("dask c02->c01", True, "a worker on c02 joined a scheduler on c01")
+    _, good, detail = dask_probe.report_line("c01", "c02", {"worker_nodes": []})
+    assert not good and "let the compute nodes reach each other's ports" in detail
+    _, good, detail = dask_probe.report_line("c01", "c02", None)
+    assert not good and "see squeue" in detail
+
+
+def test_the_dask_jobs_run_the_default_image_on_their_nodes(site):
+    probe = Probe("cpu", "c02", NONCE)
+    script = dask_probe.job_script(site, probe, "worker", "/home/demo01/x", ("10.213.0.1", 1))
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash" and "#SBATCH --nodelist=c02" in lines
+    assert "exec /opt/factorylab/envs/base/bin/python -I - <<'FACTORYLAB_DOCTOR'" in lines
+    assert lines[-1] == "FACTORYLAB_DOCTOR"
+    start = next(i for i, line in enumerate(lines) if line.startswith("exec ")) + 1
+    program = ast.parse("\n".join(lines[start:-1]))  # the settings line, then the program
+    assert any(isinstance(node, ast.AsyncFunctionDef) for node in program.body)
