@@ -67,8 +67,9 @@ def test_a_port_the_hub_cannot_reach_is_a_fail(broken_node):
     node, undo = broken_node
     # the node's firewall drops new connections to the ports sessions (and probes) bind
     ruleset = (
-        "table inet factorylab_test { chain input { type filter hook input priority 0; "
-        "policy accept; tcp dport 32768-60999 ct state new drop; } }"
+        "table inet factorylab_test {\n  chain input {\n"
+        "    type filter hook input priority 0; policy accept;\n"
+        "    tcp dport 32768-60999 ct state new drop\n  }\n}\n"
     )
     closed = run_on_node(node, ["nft", "-f", "-"], input=ruleset)
     assert closed.returncode == 0, closed.stderr

@@ -85,14 +85,16 @@ def _program(given: dict, env_file: str = "") -> tuple[dict, configparser.Sectio
     return context, parser[f"program:{context['daemon_program']}"]
 
 
-def _includes() -> list[dict]:
-    """Every `include_role: name: daemon` of the roles, with its vars."""
-    found = []
+def _includes() -> dict[tuple[str, str], dict]:
+    """Every `include_role: name: daemon` of the roles (blocks too): {(role, name): vars}."""
+    found = {}
     for tasks in sorted(ROLES.glob("*/tasks/*.yml")):
+        role = tasks.parent.parent.name
         for task in _yaml(tasks) or []:
-            include = task.get("ansible.builtin.include_role") or {}
-            if include.get("name") == "daemon" and include.get("tasks_from", "main") == "main":
-                found.append(task["vars"])
+            for step in task.get("block", [task]):
+                include = step.get("ansible.builtin.include_role") or {}
+                if include.get("name") == "daemon" and include.get("tasks_from", "main") == "main":
+                    found[role, step["vars"]["daemon_name"]] = step["vars"]
     return found
 
 
@@ -182,19 +184,43 @@ def test_values_supervisord_would_misread_are_refused_or_escaped():
 
 
 def test_every_daemon_runs_in_the_foreground_and_uses_only_the_roles_inputs():
-    includes = {given["daemon_name"]: given for given in _includes()}
-    assert set(includes) == {"munge", "mariadb", "slurmdbd", "slurmctld", "slurmd", "proxy", "hub"}
+    includes = _includes()
+    login = {"munge", "mariadb", "slurmdbd", "slurmctld", "node-{{ node.name }}", "proxy", "hub"}
+    assert {name for role, name in includes if role != "compute"} == login
+    assert {name for role, name in includes if role == "compute"} == {"munge", "slurmd"}
     inputs = set(_yaml(ROLE / "defaults" / "main.yml"))
     for name, given in includes.items():
         assert set(given) <= inputs, (name, set(given) - inputs)  # no pidfile, no daemonizes
         assert given["daemon_foreground_command"], name
-    foreground = {"munge": "--foreground", "slurmctld": "-D", "slurmd": "-D", "slurmdbd": "-D"}
-    for name, flag in foreground.items():
-        assert flag in includes[name]["daemon_foreground_command"], name
-    # start order, and so the reverse for stopping: slurmdbd after MariaDB, before slurmctld
-    order = sorted(includes, key=lambda name: includes[name]["daemon_order"])
-    assert order == ["munge", "mariadb", "slurmdbd", "slurmctld", "slurmd", "proxy", "hub"]
-    assert includes["mariadb"]["daemon_runtime_dirs"][0]["path"] == "/run/mysqld"
+    foreground = {
+        ("slurm", "munge"): "--foreground",
+        ("compute", "munge"): "--foreground",
+        ("slurm", "slurmctld"): "-D",
+        ("compute", "slurmd"): "-D",
+        ("slurm", "slurmdbd"): "-D",
+    }
+    for key, flag in foreground.items():
+        assert flag in includes[key]["daemon_foreground_command"], key
+    # start order, and so the reverse for stopping: slurmdbd after MariaDB, before
+    # slurmctld; the nodes after slurmctld; on a node, munged before slurmd
+    order = sorted(
+        (name for role, name in includes if role != "compute"),
+        key=lambda name: next(v["daemon_order"] for (r, n), v in includes.items() if n == name),
+    )
+    assert order == [
+        "munge",
+        "mariadb",
+        "slurmdbd",
+        "slurmctld",
+        "node-{{ node.name }}",
+        "proxy",
+        "hub",
+    ]
+    node = {name: includes["compute", name]["daemon_order"] for name in ("munge", "slurmd")}
+    assert node["munge"] < node["slurmd"]
+    # a crashed node stays down, as a machine would, until make up boots it
+    assert includes["nodes", "node-{{ node.name }}"]["daemon_autorestart"] == "false"
+    assert includes["slurm", "mariadb"]["daemon_runtime_dirs"][0]["path"] == "/run/mysqld"
 
 
 def test_the_program_description_holding_secrets_is_root_only_and_never_logged():
