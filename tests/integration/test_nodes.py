@@ -256,8 +256,9 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
         f"{failure} of {node}: Slurm marked it down after {down_at - began_wall:.1f} s, the hub "
         f"the session stopped {noticed_wall - down_at:.1f} s later ({noticed:.1f} s in all)"
     )
-    if failure == "crash":  # Slurm pings every SlurmdTimeout/3 and waits SlurmdTimeout
-        assert down_at - began_wall <= SLURMD_TIMEOUT + SLURMD_TIMEOUT / 3 + 5
+    if failure == "crash":  # Slurm pings every SlurmdTimeout/3: down at the ping cycle
+        assert down_at - began_wall <= SLURMD_TIMEOUT + 2 * SLURMD_TIMEOUT / 3 + 5  # after
+
     # then the hub's next squeue (one steady interval), and poll() (5 s)
     assert noticed_wall - down_at <= STEADY_POLL + 5 + 5
     next_page_says(user, f"its node ({node}) failed")
@@ -269,6 +270,8 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
         ).stdout.strip()
         time.sleep(1)
     assert not left, f"before: {jobs_before}; left after the failure: {left}"
-    # the next start lands on a healthy node
+    # the next start succeeds: elsewhere while the crashed node is down (an admin's down
+    # lasts only until the node's slurmd registers again: ReturnToService=2)
     assert hub.start(user, {"partition": "cpu"})["ready"]
-    assert job_node(job_id_of(user)) not in ("", node)
+    if failure == "crash":
+        assert job_node(job_id_of(user)) not in ("", node)
