@@ -20,6 +20,7 @@ from traitlets import Any, Dict, Float, Integer, List, Unicode, default
 from spawners.hub import state as saved
 from spawners.hub.errors import SessionError
 from spawners.hub.job_inputs import JobInputsMixin
+from spawners.hub.liveness import watch_if_silent
 from spawners.hub.options import SessionOptionsMixin, apply_user_options
 from spawners.hub.session_control import SessionControlMixin
 from spawners.hub.target import target_problem
@@ -302,6 +303,9 @@ class SlurmSpawner(
             await self._session_ended()
             return 1
         if job.active:
+            await watch_if_silent(
+                self.monitor, job, self.ip, self.port, self.site.slurm.node_failure_watch
+            )
             return None
         self.ended_message = explain_ending(job)
         self.log.info(

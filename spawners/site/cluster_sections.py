@@ -51,6 +51,15 @@ class SlurmSettings(Strict):
     poll_interval_steady: float = Field(
         30.0, gt=0, le=3600, description="Seconds between squeue snapshots when all is steady."
     )
+    node_failure_watch: float = Field(
+        90.0,
+        ge=0,
+        le=3600,
+        description="Seconds the hub polls at poll_interval_active after a running session's "
+        "server stops answering a TCP connection (once per session), so that Slurm's verdict "
+        "on a failing node (SlurmdTimeout after the node's last word) reaches the user within "
+        "a second, not a steady interval later. 0: never.",
+    )
     command_timeout: float = Field(
         30.0, gt=0, description="Seconds before a Slurm command is abandoned."
     )

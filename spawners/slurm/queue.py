@@ -3,8 +3,10 @@
 Instead of one ``squeue -j`` per session and per poll (batchspawner), the hub keeps
 a single snapshot of FactoryLab's jobs, refreshed by one ``squeue --json`` call per
 interval. Every spawner's ``poll()``, start-wait and progress read that snapshot.
-The interval is short while any spawn is pending or starting and long when all is
-steady; scheduler errors keep the last good snapshot and back off.
+The interval is short while any spawn is pending or starting, or while a running
+session's server has stopped answering (its node may be failing: Slurm's verdict then
+reaches the user at once), and long when all is steady; scheduler errors keep the last
+good snapshot and back off.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class JobMonitor:
         self.queries = 0
         self._starting: set[str] = set()
         self._claimed: set[str] = set()
+        self._watched: dict[str, float] = {}  # job id -> monotonic end of its fast watch
         self._unclaimed_since: dict[str, float] = {}
         self.orphan_grace: float | None = None  # seconds; None: never cancel orphans
         self._wake = asyncio.Event()
@@ -97,6 +100,23 @@ class JobMonitor:
     def mark_settled(self, job_id: str) -> None:
         """The job no longer needs fast polling."""
         self._starting.discard(job_id)
+
+    def watch(self, job_id: str, seconds: float) -> bool:
+        """Poll fast for ``seconds``: this running job's server stopped answering.
+
+        Once per job, so a server that never answers again costs one watch, not a fast
+        poll for the rest of its life. Returns whether a watch began.
+        """
+        if seconds <= 0 or job_id in self._watched:
+            return False
+        self.ensure_running()
+        self._watched[job_id] = time.monotonic() + seconds
+        self._wake.set()
+        return True
+
+    def was_watched(self, job_id: str) -> bool:
+        """Whether :meth:`watch` began for this job (its one watch is spent)."""
+        return job_id in self._watched
 
     def claim(self, job_id: str) -> None:
         """A spawner owns this job: it is not an orphan."""
@@ -134,7 +154,9 @@ class JobMonitor:
     @property
     def interval(self) -> float:
         """The current refresh interval, in seconds."""
-        return self.active_interval if self._starting else self.steady_interval
+        now = time.monotonic()
+        watching = any(until > now for until in self._watched.values())
+        return self.active_interval if self._starting or watching else self.steady_interval
 
     @property
     def healthy(self) -> bool:
@@ -187,6 +209,9 @@ class JobMonitor:
                 for partition, queue in pending.items()
             },
         )
+        self._watched = {
+            job_id: until for job_id, until in self._watched.items() if job_id in snapshot.jobs
+        }
         async with self._fresh:
             self.snapshot = snapshot
             self._fresh.notify_all()

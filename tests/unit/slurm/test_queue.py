@@ -83,6 +83,27 @@ async def test_starting_jobs_poll_fast(monitor):
     assert monitor.interval == 60
 
 
+async def test_a_watched_job_polls_fast_for_its_window_once(monitor):
+    await monitor.current_snapshot()
+    assert monitor.watch("1", 0.4)
+    calls = monitor.client.calls
+    await asyncio.sleep(0.35)
+    assert monitor.client.calls - calls >= 2 and monitor.was_watched("1")
+    await asyncio.sleep(0.3)
+    assert monitor.interval == 60  # the window is over
+    assert not monitor.watch("1", 0.4)  # one watch per job
+    assert monitor.interval == 60
+
+
+async def test_a_watch_ends_when_its_job_leaves_the_queue(monitor):
+    await monitor.current_snapshot()
+    monitor.watch("1", 30)
+    assert monitor.interval == 0.1
+    monitor.client.jobs = []
+    await monitor.fresh_snapshot()
+    assert monitor.interval == 60 and not monitor.was_watched("1")
+
+
 async def test_errors_keep_the_last_snapshot_and_back_off(monitor):
     first = await monitor.current_snapshot()
     monitor.client.fail = True
