@@ -213,12 +213,18 @@ def _crash(node: str) -> None:
     raise AssertionError(f"processes of {node} survived: {pids.stdout}")
 
 
+def _link(node: str, state: str) -> None:
+    """Cut (down) or mend (up) the node's one link to the cluster network."""
+    subprocess.run(["ip", "link", "set", f"fl-{node}", state], check=True)
+
+
 @pytest.fixture
 def restore_node():
-    """Bring back the nodes a test took down, as make up would (its node programs)."""
+    """Bring back the nodes a test took down, as make up would (its link, its program)."""
     taken = []
     yield taken.append
     for node in taken:
+        _link(node, "up")
         service("start", f"node-{node}")
         subprocess.run(
             ["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True
@@ -227,10 +233,32 @@ def restore_node():
         assert re.fullmatch(r"idle|mixed|allocated", state), f"{node} did not come back: {state}"
 
 
+def _left_in_queue(user: str, timeout: float) -> str:
+    """The user's jobs Slurm still lists after ``timeout`` seconds (empty: none)."""
+    deadline = time.monotonic() + timeout
+    left = "x"
+    while left and time.monotonic() < deadline:
+        left = subprocess.run(
+            ["squeue", "--noheader", f"--user={user}"], capture_output=True, text=True
+        ).stdout.strip()
+        time.sleep(1)
+    return left
+
+
+def _still_alive(node: str, pids: set[str], timeout: float) -> set[str]:
+    """Which of ``pids`` still run on the node after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(2)
+        alive = {pid for pid in alive if run_on_node(node, ["kill", "-0", pid]).returncode == 0}
+    return alive
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("failure", ["crash", "scontrol-down"])
+@pytest.mark.parametrize("failure", ["crash", "cut-link", "scontrol-down"])
 def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node, failure):
-    user = "demo07" if failure == "crash" else "demo08"
+    user = {"crash": "demo07", "cut-link": "demo09", "scontrol-down": "demo08"}[failure]
     session(user, {"partition": "cpu"})
     node = job_node(job_id_of(user))
     if failure == "crash":  # a Dask worker on the same node goes down with it
@@ -242,6 +270,8 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
     began, began_wall = time.monotonic(), time.time()
     if failure == "crash":
         _crash(node)
+    elif failure == "cut-link":
+        _link(node, "down")
     else:
         subprocess.run(
             ["scontrol", "update", f"nodename={node}", "state=down", "reason=factorylab-test"],
@@ -249,29 +279,35 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
         )
     assert wait_gone(hub, user, SLURMD_TIMEOUT + 10 + STEADY_POLL + 30), "the hub still shows it"
     noticed, noticed_wall = time.monotonic() - began, time.time()
-    # an admin's down is at once; a crash, when Slurm gave up on the node (its reason's
-    # time: the node stays down, as its slurmd is gone)
-    down_at = _down_since(node) if failure == "crash" else began_wall
+    # an admin's down is at once; a silent node's, when Slurm gave up on it (its reason's
+    # time: the node stays down while its slurmd is gone or cut off)
+    down_at = began_wall if failure == "scontrol-down" else _down_since(node)
     print(
         f"{failure} of {node}: Slurm marked it down after {down_at - began_wall:.1f} s, the hub "
         f"the session stopped {noticed_wall - down_at:.1f} s later ({noticed:.1f} s in all)"
     )
-    if failure == "crash":  # Slurm pings every SlurmdTimeout/3: down at the ping cycle
-        assert down_at - began_wall <= SLURMD_TIMEOUT + 2 * SLURMD_TIMEOUT / 3 + 5  # after
-
-    # then the hub's next squeue (one steady interval), and poll() (5 s)
-    assert noticed_wall - down_at <= STEADY_POLL + 5 + 5
+    if failure != "scontrol-down":
+        # Slurm: SlurmdTimeout after the node's last word, at a ping cycle (SlurmdTimeout/3);
+        # pings come every other cycle, so the last word may be one cycle before the failure
+        assert down_at - began_wall <= SLURMD_TIMEOUT + 2 * SLURMD_TIMEOUT / 3 + 5
+    # the hub: its poll() found the server silent and watches the job (squeue each second)
+    assert noticed_wall - down_at <= 5 + 2 + 1  # poll interval, the knock's timeout, a poll
     next_page_says(user, f"its node ({node}) failed")
-    deadline = time.monotonic() + 30
-    left = "x"
-    while left and time.monotonic() < deadline:
-        left = subprocess.run(
-            ["squeue", "--noheader", f"--user={user}"], capture_output=True, text=True
-        ).stdout.strip()
-        time.sleep(1)
+    left = _left_in_queue(user, 30)
     assert not left, f"before: {jobs_before}; left after the failure: {left}"
-    # the next start succeeds: elsewhere while the crashed node is down (an admin's down
+    orphans = set()
+    if failure == "cut-link":  # what the cut-off node still runs, then mend and resume it
+        orphans = set(run_on_node(node, ["pgrep", "-u", user]).stdout.split())
+        assert orphans, f"the session's processes on {node} died with its link"
+        _link(node, "up")
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=True)
+    # the next start succeeds: elsewhere while the failed node is down (an admin's down
     # lasts only until the node's slurmd registers again: ReturnToService=2)
     assert hub.start(user, {"partition": "cpu"})["ready"]
-    if failure == "crash":
+    if failure == "crash":  # still down (a mended link is resumed above)
         assert job_node(job_id_of(user)) not in ("", node)
+    # Slurm does not ping a node it set down: it learns what a mended node still runs
+    # when the node's slurmd registers (at Slurm's periodic registration request, about
+    # every 20 ping cycles), and then kills the jobs it ended NODE_FAIL
+    alive = _still_alive(node, orphans, 20 * SLURMD_TIMEOUT / 3 + 60)
+    assert not alive, f"the failed session's processes {alive} still run on {node}"
