@@ -70,6 +70,7 @@ class Doctor(JobChecks):
             return
         yield from self.partitions(nodes)
         yield self.memory_defaults()
+        yield self.node_silence()
         sudo = list(self.sudo_rules())
         yield from sudo
         if self.probe and all(check.ok for check in sudo):
@@ -214,6 +215,34 @@ class Doctor(JobChecks):
                 "no memory takes a whole node; set DefMemPerCPU in slurm.conf",
             )
         return Check("memory defaults", True, "set on every partition")
+
+    def node_silence(self) -> Check:
+        """The hub ends no session sooner than Slurm would (slurm.node_silence_limit)."""
+        config = self.slurm("scontrol", "show", "config").stdout
+        found = re.search(r"^SlurmdTimeout\s*=\s*(\d+)", config, re.MULTILINE)
+        timeout = int(found.group(1)) if found else 300
+        limit = self.site.slurm.node_silence_limit
+        if not limit:
+            return Check(
+                "node failures",
+                True,
+                f"reported at Slurm's verdict; set slurm.node_silence_limit to {timeout} "
+                "(SlurmdTimeout) to report them sooner",
+            )
+        if limit < timeout:
+            return Check(
+                "node failures",
+                False,
+                f"slurm.node_silence_limit ({limit:g} s) is shorter than SlurmdTimeout "
+                f"({timeout} s): the hub would end sessions on nodes Slurm still keeps; set it "
+                f"to {timeout}, or 0",
+            )
+        return Check(
+            "node failures",
+            True,
+            f"a session silent for {limit:g} s on a node Slurm no longer hears from is lost "
+            f"(SlurmdTimeout {timeout} s)",
+        )
 
     def sudo_rules(self) -> Iterator[Check]:
         """The hub may submit as a member of ``users.group``, and as nobody else."""

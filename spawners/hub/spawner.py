@@ -15,12 +15,12 @@ import socket
 import time
 
 import batchspawner
-from traitlets import Any, Dict, Float, Integer, List, Unicode, default
+from traitlets import Any, Dict, Float, Instance, Integer, List, Unicode, default
 
 from spawners.hub import state as saved
 from spawners.hub.errors import SessionError
 from spawners.hub.job_inputs import JobInputsMixin
-from spawners.hub.liveness import watch_if_silent
+from spawners.hub.liveness import Liveness
 from spawners.hub.options import SessionOptionsMixin, apply_user_options
 from spawners.hub.session_control import SessionControlMixin
 from spawners.hub.target import target_problem
@@ -63,6 +63,7 @@ class SlurmSpawner(
         help="Why the last session ended outside the hub (state; kept past clear_state so "
         "that the user's next page can show it; cleared by the next start).",
     )
+    liveness = Instance(Liveness, args=(), help="What knocks found of the server (not saved).")
     accepted_options = Dict(
         help="The last user options that passed validation (state; what a plain Start reuses)."
     )
@@ -155,7 +156,7 @@ class SlurmSpawner(
         site = self.site
         request: SessionRequest = self.session_request or parse_request({}, site)
         self.ip, self.port = "", 0  # the new job's node decides (see _default_ip)
-        self.ended_message = ""
+        self.ended_message, self.liveness = "", Liveness()
         self.idle_limit = idle_limit(site, request)
         self.kernel_activity = time.time()
         self._port_future = asyncio.get_running_loop().create_future()
@@ -303,10 +304,16 @@ class SlurmSpawner(
             await self._session_ended()
             return 1
         if job.active:
-            await watch_if_silent(
-                self.monitor, job, self.ip, self.port, self.site.slurm.node_failure_watch
-            )
-            return None
+            if self.liveness.lost_node:
+                return 1  # JupyterHub polls again before it lets the server go
+            lost = await self.liveness.lost(self.site, self.monitor, job, self.server)
+            if lost is None:
+                return None
+            self.ended_message = lost  # JupyterHub will not call stop(): cancel here
+            with contextlib.suppress(SlurmError):
+                await self.slurm.cancel(self.job_id, self.user.name)
+            await self._session_ended()
+            return 1
         self.ended_message = explain_ending(job)
         self.log.info(
             "Session job %s ended: %s", self.job_id, self.failure_message(job, "has ended")
@@ -334,17 +341,8 @@ class SlurmSpawner(
         await self.cancel_dask_workers()
         if now:
             return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                snapshot = await self.monitor.fresh_snapshot(timeout=5)
-            except TimeoutError:
-                continue
-            job = snapshot.jobs.get(self.job_id)
-            if job is None or not job.active:
-                return
-            await asyncio.sleep(0.5)
-        self.log.warning("Session job %s did not end within 10 s of scancel", self.job_id)
+        if not await self.monitor.wait_ended(self.job_id, 10):
+            self.log.warning("Session job %s did not end within 10 s of scancel", self.job_id)
 
     # -- time left, extension, kernel activity --------------------------------------
     async def cancel_dask_workers(self) -> None:

@@ -60,6 +60,16 @@ class SlurmSettings(Strict):
         "on a failing node (SlurmdTimeout after the node's last word) reaches the user within "
         "a second, not a steady interval later. 0: never.",
     )
+    node_silence_limit: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="Seconds a running session's server may leave the hub's connections "
+        "unanswered while Slurm reports its node not responding, before the hub ends the "
+        "session as lost with that node (Slurm itself decides later, at its ping cycle). "
+        "Set it to slurm.conf's SlurmdTimeout (factorylab doctor checks it is not shorter). "
+        "0 (the default): wait for Slurm's verdict.",
+    )
     command_timeout: float = Field(
         30.0, gt=0, description="Seconds before a Slurm command is abandoned."
     )

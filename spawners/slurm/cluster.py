@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from spawners.slurm.client import SlurmClient, SlurmError
-from spawners.slurm.partitions import PartitionLoad, partition_loads
+from spawners.slurm.partitions import PartitionLoad, node_silent, partition_loads
 from spawners.slurm.reservations import Reservation, parse_reservations
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClusterState:
-    """One refresh: partitions, reservations, when, and what went wrong if anything."""
+    """One refresh: partitions, reservations, silent nodes, when, and what went wrong."""
 
     partitions: dict[str, PartitionLoad] = field(default_factory=dict)
     reservations: tuple[Reservation, ...] = ()
     taken_at: float = 0.0
     taken_wall: float = 0.0
     error: str | None = None
+    silent_nodes: frozenset[str] = frozenset()  # not responding, or down
 
 
 class ClusterStateCache:
@@ -65,8 +66,16 @@ class ClusterStateCache:
             log.warning("Cluster availability unknown: %s", exc)
             # Keep the last figures, say they are stale, and wait a full interval.
             self.state = ClusterState(
-                self.state.partitions, self.state.reservations, now, wall, str(exc)
+                self.state.partitions,
+                self.state.reservations,
+                now,
+                wall,
+                str(exc),
+                self.state.silent_nodes,
             )
             return self.state
-        self.state = ClusterState(partition_loads(nodes), tuple(reservations), now, wall)
+        silent = frozenset(str(node.get("name", "")) for node in nodes if node_silent(node))
+        self.state = ClusterState(
+            partition_loads(nodes), tuple(reservations), now, wall, silent_nodes=silent
+        )
         return self.state

@@ -36,6 +36,18 @@ def node_usable(node: dict) -> bool:
     return state in _USABLE_STATES and not flags & _UNUSABLE_FLAGS
 
 
+def node_silent(node: dict) -> bool:
+    """Whether Slurm has lost touch with a node (not responding, or down).
+
+    >>> node_silent({"state": "mixed", "state_flags": ["NOT_RESPONDING"]})
+    True
+    >>> node_silent({"state": "idle", "state_flags": ["DRAIN"]})
+    False
+    """
+    flags = {str(flag).upper() for flag in node.get("state_flags") or []}
+    return "NOT_RESPONDING" in flags or str(node.get("state", "")).lower() == "down"
+
+
 @dataclass(frozen=True)
 class PartitionLoad:
     """Capacity and what is free now in one partition (usable nodes only)."""

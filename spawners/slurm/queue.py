@@ -118,6 +118,20 @@ class JobMonitor:
         """Whether :meth:`watch` began for this job (its one watch is spent)."""
         return job_id in self._watched
 
+    async def wait_ended(self, job_id: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the job to leave the queue or end; whether it did."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                snapshot = await self.fresh_snapshot(timeout=5)
+            except TimeoutError:
+                continue
+            job = snapshot.jobs.get(job_id)
+            if job is None or not job.active:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
     def claim(self, job_id: str) -> None:
         """A spawner owns this job: it is not an orphan."""
         self._claimed.add(job_id)

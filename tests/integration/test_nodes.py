@@ -278,22 +278,20 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
             check=True,
         )
     assert wait_gone(hub, user, SLURMD_TIMEOUT + 10 + STEADY_POLL + 30), "the hub still shows it"
-    noticed, noticed_wall = time.monotonic() - began, time.time()
-    # an admin's down is at once; a silent node's, when Slurm gave up on it (its reason's
-    # time: the node stays down while its slurmd is gone or cut off)
-    down_at = began_wall if failure == "scontrol-down" else _down_since(node)
-    print(
-        f"{failure} of {node}: Slurm marked it down after {down_at - began_wall:.1f} s, the hub "
-        f"the session stopped {noticed_wall - down_at:.1f} s later ({noticed:.1f} s in all)"
-    )
-    if failure != "scontrol-down":
-        # Slurm: SlurmdTimeout after the node's last word, at a ping cycle (SlurmdTimeout/3);
-        # pings come every other cycle, so the last word may be one cycle before the failure
-        assert down_at - began_wall <= SLURMD_TIMEOUT + 2 * SLURMD_TIMEOUT / 3 + 5
-    # the hub: its poll() found the server silent and watches the job (squeue each second)
-    assert noticed_wall - down_at <= 5 + 2 + 1  # poll interval, the knock's timeout, a poll
+    noticed = time.monotonic() - began
+    if failure != "scontrol-down":  # the hub's own verdict: server silent, node not responding
+        slurm_down = _wait_node_state(node, r"down\*?", 2 * SLURMD_TIMEOUT)
+        assert slurm_down.startswith("down"), f"Slurm still shows {node} as {slurm_down}"
+        print(
+            f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s; "
+            f"Slurm marked the node down after {_down_since(node) - began_wall:.1f} s"
+        )
+        assert noticed <= SLURMD_TIMEOUT + STEADY_POLL
+    else:  # the job ends at once; the silent server makes the hub poll Slurm each second
+        print(f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s")
+        assert noticed <= 5 + 2 + 5  # poll interval, the knock's timeout, a poll
     next_page_says(user, f"its node ({node}) failed")
-    left = _left_in_queue(user, 30)
+    left = _left_in_queue(user, 60)  # a job the hub cancelled completes when Slurm gives up
     assert not left, f"before: {jobs_before}; left after the failure: {left}"
     orphans = set()
     if failure == "cut-link":  # what the cut-off node still runs, then mend and resume it

@@ -27,7 +27,9 @@ class FakeCluster:
             "munge -n": Ran(0, "MUNGE:cred\n", ""),
             "unmunge": Ran(0, "STATUS:          Success (0)\n", ""),
             "sinfo --json": Ran(0, json.dumps(SINFO), ""),
-            "scontrol show config": Ran(0, "DefMemPerCPU            = 1000\n", ""),
+            "scontrol show config": Ran(
+                0, "DefMemPerCPU            = 1000\nSlurmdTimeout           = 30 sec\n", ""
+            ),
             "scontrol -o show partition": Ran(0, "PartitionName=cpu\nPartitionName=gpu\n", ""),
             "sudo -n -u": Ran(0, "", "sbatch: Job 3 to start at now"),
             "sudo -n -l": Ran(1, "", "Sorry, user factorylab is not allowed"),
@@ -66,7 +68,7 @@ def test_a_healthy_cluster_is_all_ok(site, healthy):
     assert all(line.startswith("OK") for line in lines)
     assert [line[5:].split(":")[0] for line in lines] == [
         "slurm commands", "slurm version", "slurmctld", "munge", "partition cpu",
-        "partition gpu", "memory defaults", "sudo rules", "sudo refusal",
+        "partition gpu", "memory defaults", "node failures", "sudo rules", "sudo refusal",
     ]  # fmt: skip
 
 
@@ -89,6 +91,23 @@ def test_each_broken_part_is_a_fail_with_its_fix(site, healthy, answers, name, f
     lines, status = diagnose(site, runner=healthy, probe=False)
     line = _lines(site, healthy)[name]
     assert status == 1 and line.startswith("FAIL") and fix in line, lines
+
+
+@pytest.mark.parametrize(
+    ("limit", "timeout", "ok", "words"),
+    [
+        (30, 30, True, "silent for 30 s on a node Slurm no longer hears from"),
+        (0, 30, True, "reported at Slurm's verdict; set slurm.node_silence_limit to 30"),
+        (30, 300, False, "shorter than SlurmdTimeout (300 s)"),
+    ],
+)
+def test_the_hub_never_ends_a_session_before_slurm_would(site, healthy, limit, timeout, ok, words):
+    slurm = site.slurm.model_copy(update={"node_silence_limit": limit})
+    site = site.model_copy(update={"slurm": slurm})
+    config = f"DefMemPerCPU = 1024\nSlurmdTimeout           = {timeout} sec\n"
+    healthy.answers["scontrol show config"] = Ran(0, config, "")
+    line = _lines(site, healthy)["node failures"]
+    assert line.startswith("OK" if ok else "FAIL") and words in line, line
 
 
 def test_a_partition_or_gpu_type_slurm_lacks_is_named(site, healthy):

@@ -1,15 +1,18 @@
 import asyncio
 import socket
+from types import SimpleNamespace
 
 import pytest
 
-from spawners.hub.liveness import answers, watch_if_silent
+from spawners.hub import liveness
+from spawners.hub.liveness import Liveness, answers
+from spawners.slurm.cluster import ClusterState
 from spawners.slurm.queue import JobMonitor
 from tests.unit.slurm.test_queue import FakeClient, _job
 
 
 @pytest.fixture
-async def listening():
+async def ports():
     """A real server on loopback, and a port nothing listens on."""
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     with socket.socket() as spare:
@@ -27,43 +30,126 @@ async def monitor():
     await mon.close()
 
 
-async def test_answers_tells_a_listening_port_from_a_closed_one(listening):
-    open_port, closed_port = listening
+class FakeCluster:
+    """The shared sinfo cache, with the nodes Slurm has lost touch with."""
+
+    def __init__(self, silent=(), error=None):
+        self.state = ClusterState(silent_nodes=frozenset(silent), error=error)
+        self.gets = 0
+
+    async def get(self):
+        self.gets += 1
+        return self.state
+
+
+@pytest.fixture
+def quick_site(site):
+    slurm = site.slurm.model_copy(update={"node_silence_limit": 0.3, "node_failure_watch": 30})
+    return site.model_copy(update={"slurm": slurm})
+
+
+def _at(port: int, host: str = "127.0.0.1") -> SimpleNamespace:
+    """JupyterHub's record of where a server listens."""
+    return SimpleNamespace(ip=host, port=port)
+
+
+def _cluster(monkeypatch, **kwargs) -> FakeCluster:
+    cluster = FakeCluster(**kwargs)
+    monkeypatch.setattr(liveness, "shared_cluster_state", lambda site: cluster)
+    return cluster
+
+
+async def test_answers_tells_a_listening_port_from_a_closed_one(ports):
+    open_port, closed_port = ports
     assert await answers("127.0.0.1", open_port)
     assert not await answers("127.0.0.1", closed_port)
 
 
-async def test_a_silent_address_times_out_quickly():
-    # TEST-NET-1 (RFC 5737) is never routed: the connection neither succeeds nor is refused
+async def test_a_silent_address_gives_up_at_the_timeout():
+    # TEST-NET-1 (RFC 5737) is never routed: no answer, or at once unreachable
     started = asyncio.get_running_loop().time()
     assert not await answers("192.0.2.1", 9, timeout=0.3)
     assert asyncio.get_running_loop().time() - started < 2
 
 
-async def test_a_running_session_that_answers_starts_no_watch(monitor, listening):
-    open_port, _ = listening
-    assert not await watch_if_silent(monitor, _job("1"), "127.0.0.1", open_port, 90)
-    assert monitor.interval == 60
+async def test_a_server_that_answers_is_alive_and_costs_slurm_nothing(
+    monkeypatch, quick_site, monitor, ports
+):
+    cluster = _cluster(monkeypatch, silent={"node1"})
+    alive = Liveness()
+    for _ in range(3):
+        assert await alive.lost(quick_site, monitor, _job("1"), _at(ports[0])) is None
+        await asyncio.sleep(0.15)
+    assert cluster.gets == 0 and monitor.interval == 60 and not alive.lost_node
 
 
-async def test_a_silent_running_session_starts_one_fast_watch(monitor, listening):
-    _, closed_port = listening
-    assert await watch_if_silent(monitor, _job("1"), "127.0.0.1", closed_port, 90)
-    assert monitor.interval == 0.1
-    assert not await watch_if_silent(monitor, _job("1"), "127.0.0.1", closed_port, 90)
+async def test_a_silent_server_on_a_node_slurm_lost_is_lost_after_the_limit(
+    monkeypatch, quick_site, monitor, ports
+):
+    cluster = _cluster(monkeypatch, silent={"node1"})
+    knocks = Liveness()
+    job = _job("1")  # runs on node1
+    assert await knocks.lost(quick_site, monitor, job, _at(ports[1])) is None
+    assert monitor.interval == 0.1  # the first silent knock: Slurm is polled fast
+    assert cluster.gets == 0  # not yet silent for the limit
+    await asyncio.sleep(0.35)
+    sentence = await knocks.lost(quick_site, monitor, job, _at(ports[1]))
+    assert sentence.startswith("Your session (Slurm job 1) stopped because its node (node1) failed")
+    assert knocks.lost_node == "node1"
 
 
 @pytest.mark.parametrize(
-    "job, host, port, seconds",
+    "cluster_kwargs",
     [
-        (_job("1", state="PENDING"), "127.0.0.1", 1, 90),  # not running yet
-        (_job("1"), "", 1, 90),  # address unknown (after a hub restart, say)
-        (_job("1"), "127.0.0.1", 0, 90),
-        (_job("1"), "127.0.0.1", 1, 0),  # the site turned watches off
+        {"silent": {"other-node"}},  # Slurm still hears from the session's node
+        {"silent": {"node1"}, "error": "slurm_load_node: Unable to contact slurm controller"},
     ],
 )
-async def test_no_watch_without_a_running_job_an_address_and_a_window(
-    monitor, job, host, port, seconds
+async def test_silence_alone_never_ends_a_session(
+    monkeypatch, quick_site, monitor, ports, cluster_kwargs
 ):
-    assert not await watch_if_silent(monitor, job, host, port, seconds)
-    assert not monitor.was_watched("1")
+    _cluster(monkeypatch, **cluster_kwargs)
+    knocks = Liveness()
+    for _ in range(3):
+        assert await knocks.lost(quick_site, monitor, _job("1"), _at(ports[1])) is None
+        await asyncio.sleep(0.2)
+    assert not knocks.lost_node
+
+
+async def test_an_answer_restarts_the_count(monkeypatch, quick_site, monitor, ports):
+    _cluster(monkeypatch, silent={"node1"})
+    knocks = Liveness()
+    await knocks.lost(quick_site, monitor, _job("1"), _at(ports[1]))
+    await asyncio.sleep(0.35)
+    assert await knocks.lost(quick_site, monitor, _job("1"), _at(ports[0])) is None
+    assert knocks.silent_since is None
+    assert await knocks.lost(quick_site, monitor, _job("1"), _at(ports[1])) is None
+
+
+@pytest.mark.parametrize(
+    "job, server",
+    [
+        (_job("1", state="PENDING"), _at(1)),  # not running yet
+        (_job("1"), None),  # JupyterHub has no server record
+        (_job("1"), _at(1, host="")),
+        (_job("1"), _at(0)),
+    ],
+)
+async def test_no_knock_without_a_running_job_and_its_address(
+    monkeypatch, quick_site, monitor, job, server
+):
+    _cluster(monkeypatch, silent={"node1"})
+    knocks = Liveness()
+    assert await knocks.lost(quick_site, monitor, job, server) is None
+    assert knocks.silent_since is None and not monitor.was_watched("1")
+
+
+async def test_a_zero_limit_leaves_the_verdict_to_slurm(monkeypatch, quick_site, monitor, ports):
+    cluster = _cluster(monkeypatch, silent={"node1"})
+    slurm = quick_site.slurm.model_copy(update={"node_silence_limit": 0})
+    site = quick_site.model_copy(update={"slurm": slurm})
+    knocks = Liveness()
+    for _ in range(2):
+        assert await knocks.lost(site, monitor, _job("1"), _at(ports[1])) is None
+        await asyncio.sleep(0.1)
+    assert cluster.gets == 0 and monitor.was_watched("1")

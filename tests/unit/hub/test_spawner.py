@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
+from spawners.hub.liveness import Liveness
 from spawners.hub.spawner import SlurmSpawner
 from spawners.slurm.client import SlurmError
 from spawners.slurm.jobs import SlurmJob
@@ -42,6 +43,9 @@ class FakeMonitor:
     async def fresh_snapshot(self, timeout=None, newer_than=None):
         return self.snapshot
 
+    async def wait_ended(self, job_id, seconds):
+        return True
+
     def claim(self, job_id):
         pass
 
@@ -77,6 +81,39 @@ async def test_a_job_that_ended_on_its_own_takes_its_workers_along(spawner):
     assert await spawner.poll() == 1
     assert await spawner.poll() == 1
     assert slurm.calls == [("cancel_named", "dask-demo01-run1", "demo01")]  # once
+
+
+class LostWithItsNode(Liveness):
+    """Knocks that find the server silent on a node Slurm has lost."""
+
+    async def lost(self, site, monitor, job, server):
+        self.lost_node = job.batch_host
+        return f"Your session (Slurm job {job.job_id}) stopped because its node failed."
+
+
+async def test_a_session_lost_with_its_node_is_cancelled_here_and_stays_ended(spawner):
+    # JupyterHub polls again before it lets the server go, and never calls stop()
+    spawner, slurm = spawner
+    spawner.monitor.snapshot = Snapshot(
+        jobs={"12": _job(batch_host="c01")}, taken_at=time.monotonic(), taken_wall=time.time()
+    )
+    spawner.liveness = LostWithItsNode()
+    assert await spawner.poll() == 1
+    assert await spawner.poll() == 1
+    assert "its node failed" in spawner.ended_message
+    assert slurm.calls == [
+        ("cancel", "12", "demo01"),
+        ("cancel_named", "dask-demo01-run1", "demo01"),
+    ]
+
+
+async def test_a_running_session_whose_server_answers_stays(spawner):
+    spawner, slurm = spawner
+    spawner.monitor.snapshot = Snapshot(
+        jobs={"12": _job()}, taken_at=time.monotonic(), taken_wall=time.time()
+    )
+    assert await spawner.poll() is None  # no server address yet: nothing to knock on
+    assert slurm.calls == [] and not spawner.liveness.lost_node
 
 
 def _job(**overrides):

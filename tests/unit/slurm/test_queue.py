@@ -104,6 +104,15 @@ async def test_a_watch_ends_when_its_job_leaves_the_queue(monitor):
     assert monitor.interval == 60 and not monitor.was_watched("1")
 
 
+async def test_wait_ended_says_whether_the_job_left_the_queue_in_time(monitor):
+    await monitor.current_snapshot()
+    assert not await monitor.wait_ended("1", 0.3)  # still running
+    monitor.client.jobs = [_job("1", state="CANCELLED")]
+    assert await monitor.wait_ended("1", 2)
+    monitor.client.jobs = []
+    assert await monitor.wait_ended("1", 2)
+
+
 async def test_errors_keep_the_last_snapshot_and_back_off(monitor):
     first = await monitor.current_snapshot()
     monitor.client.fail = True
