@@ -19,6 +19,7 @@ from datetime import datetime
 import pytest
 
 from ..support.hub import (
+    HUB_LOG,
     job_id_of,
     next_page_says,
     proxied,
@@ -260,7 +261,8 @@ def _still_alive(node: str, pids: set[str], timeout: float) -> set[str]:
 def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node, failure):
     user = {"crash": "demo07", "cut-link": "demo09", "scontrol-down": "demo08"}[failure]
     session(user, {"partition": "cpu"})
-    node = job_node(job_id_of(user))
+    job_id = job_id_of(user)
+    node = job_node(job_id)
     if failure == "crash":  # a Dask worker on the same node goes down with it
         assert _dask_facts(hub, user, "--nodelist=")["worker_nodes"] == [node]
     jobs_before = subprocess.run(
@@ -282,11 +284,15 @@ def test_a_node_failure_is_news_and_leaves_no_orphan(hub, session, restore_node,
     if failure != "scontrol-down":  # the hub's own verdict: server silent, node not responding
         slurm_down = _wait_node_state(node, r"down\*?", 2 * SLURMD_TIMEOUT)
         assert slurm_down.startswith("down"), f"Slurm still shows {node} as {slurm_down}"
+        slurm_after = _down_since(node) - began_wall
+        own = f"Session job {job_id} of {user}: no answer" in HUB_LOG.read_text()
         print(
-            f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s; "
-            f"Slurm marked the node down after {_down_since(node) - began_wall:.1f} s"
+            f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s "
+            f"({'its own verdict' if own else 'Slurm first'}); Slurm marked the node down "
+            f"after {slurm_after:.1f} s"
         )
         assert noticed <= SLURMD_TIMEOUT + STEADY_POLL
+        assert own or slurm_after <= noticed + 1, "neither the hub nor Slurm decided"
     else:  # the job ends at once; the silent server makes the hub poll Slurm each second
         print(f"{failure} of {node}: the hub marked the session stopped after {noticed:.1f} s")
         assert noticed <= 5 + 2 + 5  # poll interval, the knock's timeout, a poll
