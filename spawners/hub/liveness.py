@@ -28,16 +28,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from spawners.session.messages import explain_ending
 from spawners.site.model import Site
 from spawners.slurm.jobs import SlurmJob
 from spawners.slurm.queue import JobMonitor
 from spawners.slurm.services import shared_cluster_state
-
-if TYPE_CHECKING:
-    from jupyterhub.objects import Server
 
 log = logging.getLogger("factorylab.hub.liveness")
 
@@ -66,17 +62,14 @@ class Liveness:
         self.lost_node = ""
 
     async def lost(
-        self, site: Site, monitor: JobMonitor, job: SlurmJob, server: Server | None
+        self, site: Site, monitor: JobMonitor, job: SlurmJob, address: str
     ) -> str | None:
-        """Knock once on ``server``; the sentence for the user if it is lost with its node.
-
-        ``server`` is JupyterHub's record of where the session serves (kept in its
-        database, so it survives a hub restart).
-        """
-        host, port = (server.ip, server.port) if server else ("", 0)
-        if job.state != "RUNNING" or not host or not port:
+        """Knock once on ``address`` (``host:port``, kept in the spawner's state, so it
+        survives a hub restart); the sentence for the user if it is lost with its node."""
+        host, _, port = address.rpartition(":")
+        if job.state != "RUNNING" or not host or not port.isdigit() or port == "0":
             return None
-        if await answers(host, port):
+        if await answers(host, int(port)):
             self.silent_since = None
             return None
         now = time.monotonic()

@@ -64,6 +64,7 @@ class SlurmSpawner(
         "that the user's next page can show it; cleared by the next start).",
     )
     liveness = Instance(Liveness, args=(), help="What knocks found of the server (not saved).")
+    serves_at = Unicode("", help="host:port of the running server (state: the hub knocks there).")
     accepted_options = Dict(
         help="The last user options that passed validation (state; what a plain Start reuses)."
     )
@@ -143,8 +144,7 @@ class SlurmSpawner(
         if self.api_token_id and not self.api_token:
             saved.revoke_server_token(self.db, self.api_token_id, self.user.name)
         super().clear_state()
-        self.job_log = ""
-        self.log_tail = ""
+        self.job_log = self.log_tail = self.serves_at = ""
         self.submitted_at = 0
         self.api_token_id = 0
         self.kernel_activity = 0.0
@@ -188,6 +188,7 @@ class SlurmSpawner(
         finally:
             self.monitor.mark_settled(self.job_id)
         self.ip, self.port = await self._check_target(job.batch_host, port), port
+        self.serves_at = f"{self.ip}:{self.port}"
         self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
         return self.ip, self.port
 
@@ -306,7 +307,7 @@ class SlurmSpawner(
         if job.active:
             if self.liveness.lost_node:
                 return 1  # JupyterHub polls again before it lets the server go
-            lost = await self.liveness.lost(self.site, self.monitor, job, self.server)
+            lost = await self.liveness.lost(self.site, self.monitor, job, self.serves_at)
             if lost is None:
                 return None
             self.ended_message = lost  # JupyterHub will not call stop(): cancel here

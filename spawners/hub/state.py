@@ -24,6 +24,7 @@ class SavedState:
     accepted_options: dict = field(default_factory=dict)
     kernel_activity: float = 0.0
     idle_limit: int | None = None
+    serves_at: str = ""
 
 
 SAVED_FIELDS = tuple(f.name for f in dataclasses.fields(SavedState))
@@ -31,10 +32,11 @@ ENDED_MESSAGE = "ended_message"
 ACCEPTED_OPTIONS = "accepted_options"
 KERNEL_ACTIVITY = "kernel_activity"
 IDLE_LIMIT = "idle_limit"
+SERVES_AT = "serves_at"
 #: Survives ``clear_state``: why the last session ended, and the last accepted choice.
 KEPT_STATE = (ENDED_MESSAGE, ACCEPTED_OPTIONS)
 #: Saved only while a job exists (the culler reads them from the server's state).
-JOB_ONLY_STATE = (KERNEL_ACTIVITY, IDLE_LIMIT)
+JOB_ONLY_STATE = (KERNEL_ACTIVITY, IDLE_LIMIT, SERVES_AT)
 assert set(KEPT_STATE + JOB_ONLY_STATE) <= set(SAVED_FIELDS)
 
 

@@ -52,6 +52,9 @@ class FakeMonitor:
     def release(self, job_id):
         pass
 
+    def mark_settled(self, job_id):
+        pass
+
 
 @pytest.fixture
 def spawner(monkeypatch):
@@ -201,3 +204,14 @@ def test_group_limits_are_looked_up_once_per_job(running, monkeypatch):
     for _ in range(3):
         spawner.session_facts()  # the status bar asks twice a minute
     assert lookups == ["demo01"]
+
+
+def test_where_the_server_listens_survives_a_hub_restart(spawner):
+    spawner, _ = spawner
+    spawner.serves_at = "10.213.0.11:40123"
+    state = spawner.get_state()
+    assert state["serves_at"] == "10.213.0.11:40123"
+    spawner.clear_state()
+    assert spawner.serves_at == "" and "serves_at" not in spawner.get_state()
+    spawner.load_state(state)
+    assert spawner.serves_at == "10.213.0.11:40123"
