@@ -29,10 +29,15 @@ def gpu_counts(gres: str | None) -> Counter[str]:
     return counts
 
 
+def _state(node: dict) -> tuple[str, set[str]]:
+    """A ``sinfo --json`` node's state (lower case) and its flags (upper case)."""
+    flags = {str(flag).upper() for flag in node.get("state_flags") or []}
+    return str(node.get("state", "")).lower(), flags
+
+
 def node_usable(node: dict) -> bool:
     """Whether new jobs can start on a node (not down, drained or failing)."""
-    state = str(node.get("state", "")).lower()
-    flags = {str(flag).upper() for flag in node.get("state_flags") or []}
+    state, flags = _state(node)
     return state in _USABLE_STATES and not flags & _UNUSABLE_FLAGS
 
 
@@ -44,8 +49,8 @@ def node_silent(node: dict) -> bool:
     >>> node_silent({"state": "idle", "state_flags": ["DRAIN"]})
     False
     """
-    flags = {str(flag).upper() for flag in node.get("state_flags") or []}
-    return "NOT_RESPONDING" in flags or str(node.get("state", "")).lower() == "down"
+    state, flags = _state(node)
+    return "NOT_RESPONDING" in flags or state == "down"
 
 
 @dataclass(frozen=True)

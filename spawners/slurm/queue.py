@@ -114,10 +114,6 @@ class JobMonitor:
         self._wake.set()
         return True
 
-    def was_watched(self, job_id: str) -> bool:
-        """Whether :meth:`watch` began for this job (its one watch is spent)."""
-        return job_id in self._watched
-
     async def wait_ended(self, job_id: str, seconds: float) -> bool:
         """Wait up to ``seconds`` for the job to leave the queue or end; whether it did."""
         deadline = time.monotonic() + seconds
