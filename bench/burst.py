@@ -1,10 +1,13 @@
 """Burst and scheduler-load benchmark: 40 users press Start in the same moment.
 
-* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` (stock env) at once, spread
-  over the compute nodes in turn (bench/common.py ``submit_floor``), each until its
-  ``/api/status`` answers (with the job's token);
+* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` from the base image env at once,
+  spread over the compute nodes in turn (bench/common.py ``submit_floor``), each until
+  its ``/api/status`` answers (with the job's token);
 * **factorylab** and **batchspawner**: 40 demo users start at once through each hub,
-  each until ``/user/NAME/api/status`` answers through the proxy;
+  each waiting as the spawn page waits: the progress event stream, then
+  ``/user/NAME/api/status`` through the proxy;
+* **CPU per start**: the whole machine's busy CPU time (``/proc/stat``) during each burst,
+  divided by the starts: the jobs, Slurm, the hub and proxy, and the waiting clients;
 * **scheduler load**: with those 40 sessions running, the job-status RPCs slurmctld
   serves in 60 s (``sdiag --reset``, then its per-message-type counts).
 
@@ -24,14 +27,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import (
+    FLOOR_ENV,
     RESULTS,
-    STOCK_ENV,
     BatchspawnerHub,
-    ensure_stock_env,
-    jupyterlab_pin,
     run_floor,
     run_hub,
 )
+from bench.cpu import busy_cpu_seconds, cpu_by_group, processes
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub
 
 USERS = [f"demo{n:02d}" for n in range(1, int(os.environ.get("BENCH_BURST", "40")) + 1)]
@@ -52,9 +54,12 @@ def summary(times: list[float], failures: list[str]) -> dict:
     }
 
 
-def burst(start_one) -> tuple[list[float], list[str]]:
-    """Run ``start_one(user)`` for every user at the same moment."""
+def burst(start_one) -> tuple[list[float], list[str], dict]:
+    """Run ``start_one(user)`` for every user at the same moment: the start times, the
+    failures, and the CPU-seconds per start until the last one ended (the whole
+    machine's, and by group of processes: bench/cpu.py)."""
     times, failures = [], []
+    busy_before, before = busy_cpu_seconds(), processes()
     with ThreadPoolExecutor(len(USERS)) as pool:
         for user, future in [(u, pool.submit(start_one, u)) for u in USERS]:
             try:
@@ -62,7 +67,13 @@ def burst(start_one) -> tuple[list[float], list[str]]:
                 times.append(result[0] if isinstance(result, tuple) else result)
             except Exception as exc:  # a failed start is a result, not a crash
                 failures.append(f"{user}: {exc}"[:300])
-    return times, failures
+    busy, by_group = busy_cpu_seconds() - busy_before, cpu_by_group(before, processes())
+    by_group["ended meanwhile, and the kernel"] = busy - sum(by_group.values())
+    cpu = {
+        "whole_machine": round(busy / len(USERS), 2),
+        "by_group": {name: round(spent / len(USERS), 2) for name, spent in by_group.items()},
+    }
+    return times, failures, cpu
 
 
 def status_rpcs_per_minute() -> dict:
@@ -83,40 +94,56 @@ def status_rpcs_per_minute() -> dict:
     }
 
 
+def wait_quiet(timeout: float = 120) -> None:
+    """Wait until the last burst's servers have exited: shutting 40 of them down takes
+    CPU, which must not count in the next burst."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(p.group.startswith("session") for p in processes().values()):
+            return
+        time.sleep(1)
+    print(f"warning: session processes still running after {timeout} s", flush=True)
+
+
 def measure_hub(hub: Hub) -> dict:
     """Burst through ``hub``, measure the scheduler load, then stop everything."""
     tokens = {user: hub.user_token(user) for user in USERS}
-    times, failures = burst(lambda user: run_hub(hub, user, tokens[user], keep=True))
+    times, failures, cpu = burst(lambda user: run_hub(hub, user, tokens[user], keep=True))
     time.sleep(10)  # let the starts settle
     load = status_rpcs_per_minute()
     with ThreadPoolExecutor(len(USERS)) as pool:
         list(pool.map(hub.stop, USERS))
-    return {"burst": summary(times, failures), "scheduler_load": load}
+    wait_quiet()
+    return {"burst": summary(times, failures), "cpu_s_per_start": cpu, "scheduler_load": load}
 
 
 def main() -> int:
     if os.geteuid() != 0:
         sys.exit("make bench runs as root, after make up")
-    ensure_stock_env(STOCK_ENV, jupyterlab_pin())
     report: dict = {
         "benchmark": "burst",
         "users": len(USERS),
         "what": "seconds from the start request until each server's /api/status answers",
-        "targets": {"burst_p95_vs_floor": 1.1, "failures": 0, "status_rpcs_per_minute": 4},
+        "targets": {
+            "burst_p95_vs_floor": 1.1,
+            "cpu_per_start_vs_floor": 1.1,
+            "failures": 0,
+            "status_rpcs_per_minute": 4,
+        },
     }
 
     jobs: list[str] = []
 
     def floor_one(user):
-        elapsed, job = run_floor(user, STOCK_ENV, keep=True)
+        elapsed, job = run_floor(user, FLOOR_ENV, keep=True)
         jobs.append(job)
         return elapsed
 
     print(f"burst floor: {len(USERS)} raw sbatch of jupyter-lab…", flush=True)
-    times, failures = burst(floor_one)
-    report["burst_floor"] = summary(times, failures)
+    times, failures, cpu = burst(floor_one)
+    report["burst_floor"] = {**summary(times, failures), "cpu_s_per_start": cpu}
     subprocess.run(["scancel", *jobs], check=False)
-    time.sleep(5)
+    wait_quiet()
 
     print("FactoryLab burst…", flush=True)
     report["factorylab"] = measure_hub(Hub(ADMIN_TOKEN_FILE.read_text().strip()))
@@ -124,28 +151,49 @@ def main() -> int:
     with BatchspawnerHub() as batchspawner:
         report["batchspawner"] = measure_hub(batchspawner)
 
-    floor_p95 = report["burst_floor"]["p95_s"]
-    report["ratios"] = {
-        f"{name}_p95_vs_floor": round(report[name]["burst"]["p95_s"] / floor_p95, 3)
-        for name in ("factorylab", "batchspawner")
-        if report[name]["burst"]["p95_s"] and floor_p95
-    }
+    floor = report["burst_floor"]
+    report["ratios"] = {}
+    for name in ("factorylab", "batchspawner"):
+        if report[name]["burst"]["p95_s"] and floor["p95_s"]:
+            ratio = report[name]["burst"]["p95_s"] / floor["p95_s"]
+            report["ratios"][f"{name}_p95_vs_floor"] = round(ratio, 3)
+        ratio = (
+            report[name]["cpu_s_per_start"]["whole_machine"]
+            / floor["cpu_s_per_start"]["whole_machine"]
+        )
+        report["ratios"][f"{name}_cpu_per_start_vs_floor"] = round(ratio, 3)
     report["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "burst.json").write_text(json.dumps(report, indent=2) + "\n")
 
     print(
-        f"\n{'burst of ' + str(len(USERS)):<16}{'p50 s':>8}{'p95 s':>8}{'fails':>7}{'RPC/min':>9}"
+        f"\n{'burst of ' + str(len(USERS)):<16}{'p50 s':>8}{'p95 s':>8}{'fails':>7}"
+        f"{'CPU-s/start':>13}{'RPC/min':>9}"
     )
-    rows = [("floor", report["burst_floor"], None)] + [
-        (name, report[name]["burst"], report[name]["scheduler_load"]["per_minute"])
+    rows = [("floor", report["burst_floor"], floor["cpu_s_per_start"]["whole_machine"], None)] + [
+        (
+            name,
+            report[name]["burst"],
+            report[name]["cpu_s_per_start"]["whole_machine"],
+            report[name]["scheduler_load"]["per_minute"],
+        )
         for name in ("factorylab", "batchspawner")
     ]
-    for name, values, rpcs in rows:
+    for name, values, cpu, rpcs in rows:
         print(
             f"{name:<16}{values['p50_s'] or 0:>8.1f}{values['p95_s'] or 0:>8.1f}"
-            f"{values['failures']:>7}{'' if rpcs is None else rpcs:>9}"
+            f"{values['failures']:>7}{cpu:>13.2f}{'' if rpcs is None else rpcs:>9}"
         )
+    print("\nCPU-seconds per start, by group of processes:")
+    for name, values in [("floor", floor)] + [
+        (name, report[name]) for name in ("factorylab", "batchspawner")
+    ]:
+        groups = ", ".join(
+            f"{group} {spent:.2f}"
+            for group, spent in values["cpu_s_per_start"]["by_group"].items()
+            if spent >= 0.01
+        )
+        print(f"  {name}: {groups}")
     print(f"\nratios: {report['ratios']}; written to {RESULTS / 'burst.json'}")
     return 0
 

@@ -21,13 +21,15 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.support.hub import Hub, proxied, sbatch_as
+from tests.support.hub import Hub, proxied, sbatch_as, spawn_events
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 BASE_ENV = Path("/opt/factorylab/envs/base")
 BATCHSPAWNER_ENV = Path("/opt/factorylab/envs/bench-batchspawner")
-STOCK_ENV = Path("/opt/factorylab/envs/bench-stock")
+#: The floor's environment: FactoryLab's own base image env, so that the floor differs
+#: from a session only in what FactoryLab adds (the hub, its launcher and extensions).
+FLOOR_ENV = BASE_ENV
 HUB_VENV = Path("/opt/factorylab/hub")
 CHP = Path("/opt/factorylab/proxy/node_modules/.bin/configurable-http-proxy")
 SITE_YAML = Path("/etc/factorylab/site.yaml")  # the deployed site file (root reads it)
@@ -156,26 +158,35 @@ def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, 
 BENCH_OPTIONS = {"partition": "cpu", "image": "base", "cpus": "1", "memory": "1G"}
 
 
+def wait_as_spawn_page(hub: Hub, user: str, token: str, timeout: float) -> None:
+    """Wait for ``user``'s server as the spawn page does, then open it once.
+
+    The page listens to the hub's progress event stream and, on its ``ready`` event, goes
+    to the server's URL through the proxy. Polling that URL instead would make every
+    waiting client hit the hub (the proxy has no route yet) many times a second.
+    """
+    events = spawn_events(hub, user, timeout=timeout)
+    if not events or not events[-1].get("ready"):
+        last = events[-1].get("message") if events else "no progress events"
+        raise RuntimeError(f"{user}'s start did not become ready: {last}")
+    answer = proxied(hub, user, "api/status", token)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{user}'s ready server answered {answer.status_code}")
+
+
 def run_hub(hub: Hub, user: str, token: str | None = None, keep: bool = False) -> float:
-    """Start ``user``'s server through ``hub``; seconds until it answers via the proxy.
+    """Start ``user``'s server through ``hub``: seconds until it answers through the proxy,
+    waiting as a browser on the spawn page waits (:func:`wait_as_spawn_page`).
 
     The server is stopped again unless ``keep``.
     """
     token = token or hub.user_token(user)
     began = time.perf_counter()
     response = hub.spawn(user, BENCH_OPTIONS)
-    assert response.status_code in (201, 202), response.text
-    deadline = time.monotonic() + (TIMEOUT * 3 if keep else TIMEOUT)
-    while time.monotonic() < deadline:
-        try:
-            if proxied(hub, user, "api/status", token).status_code == 200:
-                elapsed = time.perf_counter() - began
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    else:
-        raise TimeoutError(f"{user}'s server did not answer in time")
+    if response.status_code not in (201, 202):
+        raise RuntimeError(f"{user}'s start was refused: {response.status_code} {response.text}")
+    wait_as_spawn_page(hub, user, token, TIMEOUT * 3 if keep else TIMEOUT)
+    elapsed = time.perf_counter() - began
     if not keep:
         hub.stop(user)
     return elapsed
@@ -189,11 +200,6 @@ def ensure_stock_env(path: Path, *requirements: str) -> None:
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(path)], check=True)
     subprocess.run([str(path / "bin" / "pip"), "install", "-q", *requirements], check=True)
     (path / ".complete").touch()
-
-
-def jupyterlab_pin() -> str:
-    spec = (REPO / "images" / "base" / "requirements.txt").read_text().splitlines()
-    return next(line for line in spec if line.startswith("jupyterlab=="))
 
 
 def ensure_batchspawner_env() -> None:

@@ -6,7 +6,7 @@ Debian's Chromium through Playwright, on an idle cluster, three ways in the same
   JupyterLab opens, the notebook opens, its first cells run and "Your session" prints;
 * **batchspawner**: the same on a hub with plain ``batchspawner.SlurmSpawner`` 1.3
   (opening ``/hub/spawn``, which starts at once: it has no form);
-* **floor**: ``sbatch`` of a stock ``jupyter-lab`` on a compute node (listening on the
+* **floor**: ``sbatch`` of ``jupyter-lab`` from the base image env on a compute node (on the
   node's address, with a token made for the job), the browser opening it, token in the
   URL, as soon as ``/api/status`` answers; the clock starts at the sbatch.
 
@@ -28,11 +28,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from bench.common import (
+    FLOOR_ENV,
     RESULTS,
-    STOCK_ENV,
     BatchspawnerHub,
-    ensure_stock_env,
-    jupyterlab_pin,
     median_ratio,
     print_medians,
     print_run,
@@ -97,7 +95,7 @@ def batchspawner_run(playwright, hub: Hub, user: str, password: str) -> float:
 def floor_run(playwright, user: str) -> float:
     with chromium(playwright) as page:
         began = time.perf_counter()
-        floor = submit_floor(user, STOCK_ENV)
+        floor = submit_floor(user, FLOOR_ENV)
         try:
             wait_http(f"{floor.url}/api/status", headers=floor.headers)
             # The token logs the browser in (jupyter-server sets its login cookie).
@@ -112,7 +110,6 @@ def main() -> int:
     if os.geteuid() != 0:
         sys.exit("make bench runs as root, after make up")
     factorylab = Hub(ADMIN_TOKEN_FILE.read_text().strip())
-    ensure_stock_env(STOCK_ENV, jupyterlab_pin())
     users = {"floor": "demo11", "factorylab": "demo16", "batchspawner": "demo21"}
     for user in users.values():
         place_notebook(user)
@@ -142,7 +139,7 @@ def main() -> int:
         "benchmark": "first_cell",
         "what": "seconds from clicking Start until a notebook cell's output shows, in "
         "Chromium: JupyterLab loads, the notebook opens, its kernel starts, cells run",
-        "floor": "sbatch of jupyter-lab from a stock pip-installed env on a compute node; "
+        "floor": "sbatch of jupyter-lab from the base image env on a compute node; "
         "the browser opens it, with its token, when /api/status answers (no hub, no login, "
         "no proxy)",
         "runs_per_method": RUNS,
