@@ -69,9 +69,10 @@ def burst(start_one) -> tuple[list[float], list[str], dict]:
                 failures.append(f"{user}: {exc}"[:300])
     busy, by_group = busy_cpu_seconds() - busy_before, cpu_by_group(before, processes())
     by_group["ended meanwhile, and the kernel"] = busy - sum(by_group.values())
+    starts = max(1, len(times))  # per successful start; the failures are reported too
     cpu = {
-        "whole_machine": round(busy / len(USERS), 2),
-        "by_group": {name: round(spent / len(USERS), 2) for name, spent in by_group.items()},
+        "whole_machine": round(busy / starts, 2),
+        "by_group": {name: round(spent / starts, 2) for name, spent in by_group.items()},
     }
     return times, failures, cpu
 
@@ -94,15 +95,16 @@ def status_rpcs_per_minute() -> dict:
     }
 
 
-def wait_quiet(timeout: float = 120) -> None:
+def wait_quiet(timeout: float = 120) -> bool:
     """Wait until the last burst's servers have exited: shutting 40 of them down takes
-    CPU, which must not count in the next burst."""
+    CPU, which must not count in the next burst. False if some still run (reported)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not any(p.group.startswith("session") for p in processes().values()):
-            return
+            return True
         time.sleep(1)
     print(f"warning: session processes still running after {timeout} s", flush=True)
+    return False
 
 
 def measure_hub(hub: Hub) -> dict:
@@ -113,8 +115,12 @@ def measure_hub(hub: Hub) -> dict:
     load = status_rpcs_per_minute()
     with ThreadPoolExecutor(len(USERS)) as pool:
         list(pool.map(hub.stop, USERS))
-    wait_quiet()
-    return {"burst": summary(times, failures), "cpu_s_per_start": cpu, "scheduler_load": load}
+    return {
+        "burst": summary(times, failures),
+        "cpu_s_per_start": cpu,
+        "scheduler_load": load,
+        "servers_exited_after": wait_quiet(),  # False: the next burst began with them
+    }
 
 
 def main() -> int:
@@ -143,7 +149,7 @@ def main() -> int:
     times, failures, cpu = burst(floor_one)
     report["burst_floor"] = {**summary(times, failures), "cpu_s_per_start": cpu}
     subprocess.run(["scancel", *jobs], check=False)
-    wait_quiet()
+    report["burst_floor"]["servers_exited_after"] = wait_quiet()
 
     print("FactoryLab burst…", flush=True)
     report["factorylab"] = measure_hub(Hub(ADMIN_TOKEN_FILE.read_text().strip()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import pwd
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.support.hub import Hub, proxied, sbatch_as, spawn_events
+from tests.support.hub import Hub, proxied, sbatch_as
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -165,10 +166,20 @@ def wait_as_spawn_page(hub: Hub, user: str, token: str, timeout: float) -> None:
     to the server's URL through the proxy. Polling that URL instead would make every
     waiting client hit the hub (the proxy has no route yet) many times a second.
     """
-    events = spawn_events(hub, user, timeout=timeout)
-    if not events or not events[-1].get("ready"):
-        last = events[-1].get("message") if events else "no progress events"
-        raise RuntimeError(f"{user}'s start did not become ready: {last}")
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    url = f"{hub.url}/hub/api/users/{user}/server/progress"
+    with hub.http.get(url, stream=True, timeout=30) as stream:
+        stream.raise_for_status()
+        for line in stream.iter_lines(decode_unicode=True):  # keepalives are empty lines
+            if line and line.startswith("data:"):
+                last = json.loads(line[5:])
+                if last.get("ready") or last.get("failed"):
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user}'s start was not ready within {timeout} s")
+    if not last.get("ready"):
+        raise RuntimeError(f"{user}'s start did not become ready: {last.get('message')}")
     answer = proxied(hub, user, "api/status", token)
     if answer.status_code != 200:
         raise RuntimeError(f"{user}'s ready server answered {answer.status_code}")
@@ -185,10 +196,12 @@ def run_hub(hub: Hub, user: str, token: str | None = None, keep: bool = False) -
     response = hub.spawn(user, BENCH_OPTIONS)
     if response.status_code not in (201, 202):
         raise RuntimeError(f"{user}'s start was refused: {response.status_code} {response.text}")
-    wait_as_spawn_page(hub, user, token, TIMEOUT * 3 if keep else TIMEOUT)
-    elapsed = time.perf_counter() - began
-    if not keep:
-        hub.stop(user)
+    try:
+        wait_as_spawn_page(hub, user, token, TIMEOUT * 3 if keep else TIMEOUT)
+        elapsed = time.perf_counter() - began
+    finally:
+        if not keep:
+            hub.stop(user)
     return elapsed
 
 
