@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import os
 import pwd
 import secrets
@@ -22,7 +21,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.support.hub import Hub, proxied, sbatch_as
+from tests.support.hub import Hub, proxied, sbatch_as, spawn_events
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -166,20 +165,10 @@ def wait_as_spawn_page(hub: Hub, user: str, token: str, timeout: float) -> None:
     to the server's URL through the proxy. Polling that URL instead would make every
     waiting client hit the hub (the proxy has no route yet) many times a second.
     """
-    deadline = time.monotonic() + timeout
-    last: dict = {}
-    url = f"{hub.url}/hub/api/users/{user}/server/progress"
-    with hub.http.get(url, stream=True, timeout=30) as stream:
-        stream.raise_for_status()
-        for line in stream.iter_lines(decode_unicode=True):  # keepalives are empty lines
-            if line and line.startswith("data:"):
-                last = json.loads(line[5:])
-                if last.get("ready") or last.get("failed"):
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{user}'s start was not ready within {timeout} s")
-    if not last.get("ready"):
-        raise RuntimeError(f"{user}'s start did not become ready: {last.get('message')}")
+    events = spawn_events(hub, user, timeout)
+    if not events or not events[-1].get("ready"):
+        last = events[-1].get("message") if events else "no progress events"
+        raise RuntimeError(f"{user}'s start did not become ready: {last}")
     answer = proxied(hub, user, "api/status", token)
     if answer.status_code != 200:
         raise RuntimeError(f"{user}'s ready server answered {answer.status_code}")

@@ -92,16 +92,23 @@ class Hub:
 
 
 def spawn_events(hub: Hub, user: str, timeout: float = 120) -> list[dict]:
-    """The spawn page's progress events for ``user``, until the spawn ends."""
-    events = []
-    with hub.http.get(
-        f"{hub.url}/hub/api/users/{user}/server/progress", stream=True, timeout=timeout
-    ) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
+    """The spawn page's progress events for ``user``, until the spawn ends.
+
+    ``timeout`` bounds the whole wait: the hub's keepalives (every few seconds) would
+    otherwise keep a read timeout from ever firing.
+    """
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    url = f"{hub.url}/hub/api/users/{user}/server/progress"
+    with hub.http.get(url, stream=True, timeout=min(timeout, 30)) as stream:
+        stream.raise_for_status()
+        for line in stream.iter_lines(decode_unicode=True):  # keepalives are empty lines
             if line and line.startswith("data:"):
                 events.append(json.loads(line[5:]))
                 if events[-1].get("ready") or events[-1].get("failed"):
                     break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user}'s spawn did not end within {timeout} s")
     return events
 
 
