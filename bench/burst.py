@@ -1,6 +1,6 @@
 """Burst and scheduler-load benchmark: 40 users press Start in the same moment.
 
-* **burst_floor**: 40 raw ``sbatch`` of ``jupyter-lab`` from the base image env at once,
+* **floor**: 40 raw ``sbatch`` of ``jupyter-lab`` from the base image env at once,
   spread over the compute nodes in turn (bench/common.py ``submit_floor``), each until
   its ``/api/status`` answers (with the job's token);
 * **factorylab** and **batchspawner**: 40 demo users start at once through each hub,
@@ -147,9 +147,12 @@ def main() -> int:
 
     print(f"burst floor: {len(USERS)} raw sbatch of jupyter-lab…", flush=True)
     times, failures, cpu = burst(floor_one)
-    report["burst_floor"] = {**summary(times, failures), "cpu_s_per_start": cpu}
     subprocess.run(["scancel", *jobs], check=False)
-    report["burst_floor"]["servers_exited_after"] = wait_quiet()
+    report["floor"] = {
+        "burst": summary(times, failures),
+        "cpu_s_per_start": cpu,
+        "servers_exited_after": wait_quiet(),
+    }
 
     print("FactoryLab burst…", flush=True)
     report["factorylab"] = measure_hub(Hub(ADMIN_TOKEN_FILE.read_text().strip()))
@@ -157,11 +160,12 @@ def main() -> int:
     with BatchspawnerHub() as batchspawner:
         report["batchspawner"] = measure_hub(batchspawner)
 
-    floor = report["burst_floor"]
+    methods = ("floor", "factorylab", "batchspawner")
+    floor = report["floor"]
     report["ratios"] = {}
-    for name in ("factorylab", "batchspawner"):
-        if report[name]["burst"]["p95_s"] and floor["p95_s"]:
-            ratio = report[name]["burst"]["p95_s"] / floor["p95_s"]
+    for name in methods[1:]:
+        if report[name]["burst"]["p95_s"] and floor["burst"]["p95_s"]:
+            ratio = report[name]["burst"]["p95_s"] / floor["burst"]["p95_s"]
             report["ratios"][f"{name}_p95_vs_floor"] = round(ratio, 3)
         ratio = (
             report[name]["cpu_s_per_start"]["whole_machine"]
@@ -176,27 +180,18 @@ def main() -> int:
         f"\n{'burst of ' + str(len(USERS)):<16}{'p50 s':>8}{'p95 s':>8}{'fails':>7}"
         f"{'CPU-s/start':>13}{'RPC/min':>9}"
     )
-    rows = [("floor", report["burst_floor"], floor["cpu_s_per_start"]["whole_machine"], None)] + [
-        (
-            name,
-            report[name]["burst"],
-            report[name]["cpu_s_per_start"]["whole_machine"],
-            report[name]["scheduler_load"]["per_minute"],
-        )
-        for name in ("factorylab", "batchspawner")
-    ]
-    for name, values, cpu, rpcs in rows:
+    for name in methods:
+        values, cpu = report[name]["burst"], report[name]["cpu_s_per_start"]["whole_machine"]
+        rpcs = report[name].get("scheduler_load", {}).get("per_minute", "")
         print(
             f"{name:<16}{values['p50_s'] or 0:>8.1f}{values['p95_s'] or 0:>8.1f}"
-            f"{values['failures']:>7}{cpu:>13.2f}{'' if rpcs is None else rpcs:>9}"
+            f"{values['failures']:>7}{cpu:>13.2f}{rpcs:>9}"
         )
     print("\nCPU-seconds per start, by group of processes:")
-    for name, values in [("floor", floor)] + [
-        (name, report[name]) for name in ("factorylab", "batchspawner")
-    ]:
+    for name in methods:
         groups = ", ".join(
             f"{group} {spent:.2f}"
-            for group, spent in values["cpu_s_per_start"]["by_group"].items()
+            for group, spent in report[name]["cpu_s_per_start"]["by_group"].items()
             if spent >= 0.01
         )
         print(f"  {name}: {groups}")
