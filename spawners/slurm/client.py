@@ -13,8 +13,10 @@ import json
 import os
 import re
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from spawners.site.model import Site
 from spawners.site.types import SLURM_NAME, is_valid_username
@@ -77,6 +79,21 @@ def _is_job_id(text: str) -> bool:
 
 EXTEND_HELPER = "/usr/local/sbin/factorylab-extend"
 
+#: Told of every finished command: ``(verb, result, seconds)``, where ``verb`` is the
+#: command's file name (``squeue``) and ``result`` is ``ok``, ``error`` or ``timeout``.
+CommandObserver = Callable[[str, str, float], None]
+
+
+def command_verb(argv: Sequence[str], sudo: str) -> str:
+    """The Slurm command an argument vector runs, past ``sudo -n -u USER --``.
+
+    >>> command_verb(["/usr/bin/sudo", "-n", "-u", "ann", "--", "/usr/bin/sbatch"], "/usr/bin/sudo")
+    'sbatch'
+    """
+    if argv and argv[0] == sudo and "--" in argv:
+        argv = argv[list(argv).index("--") + 1 :]
+    return os.path.basename(argv[0]) if argv else ""
+
 
 class SlurmClient:
     """Runs sbatch, scancel and squeue for the hub.
@@ -85,7 +102,11 @@ class SlurmClient:
     :param sudo: path of sudo, used to act as the session's user.
     :param timeout: seconds before a command is killed and reported as transient.
     :param operator: Slurm's SlurmUser, as whom the time-limit helper runs.
+
+    ``observers`` (shared by every client of the process) are told of each command.
     """
+
+    observers: ClassVar[list[CommandObserver]] = []
 
     def __init__(
         self,
@@ -115,6 +136,20 @@ class SlurmClient:
 
     async def run(self, argv: Sequence[str], stdin: str | None = None) -> CommandResult:
         """Run one command without a shell. Raises :class:`SlurmError` on failure."""
+        started, outcome = time.monotonic(), "error"
+        try:
+            result = await self._run(argv, stdin)
+            outcome = "ok"
+            return result
+        except SlurmError as exc:
+            outcome = "timeout" if "did not answer within" in str(exc) else "error"
+            raise
+        finally:
+            verb, seconds = command_verb(argv, self.sudo), time.monotonic() - started
+            for observer in self.observers:
+                observer(verb, outcome, seconds)
+
+    async def _run(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Slurm job states in which a session job may still become or be a running server.
@@ -29,6 +30,23 @@ class SlurmJob:
     time_limit_minutes: int | None
     standard_output: str
     priority: int = 0
+    gres_detail: tuple[str, ...] = ()
+
+    @property
+    def allocated_gpus(self) -> dict[str, int]:
+        """GPUs Slurm allocated, by type (``""`` if untyped), from ``gres_detail``.
+
+        >>> job = SlurmJob.from_json({"gres_detail": ["gpu:h100:2(IDX:0-1)", "gpu:1(IDX:0)"]})
+        >>> job.allocated_gpus
+        {'h100': 2, '': 1}
+        """
+        found: dict[str, int] = {}
+        for entry in self.gres_detail:
+            match = _GPU_GRES.match(entry)
+            if match:
+                kind = match.group(1) or ""
+                found[kind] = found.get(kind, 0) + int(match.group(2))
+        return found
 
     @property
     def active(self) -> bool:
@@ -70,7 +88,11 @@ class SlurmJob:
             time_limit_minutes=time_limit if isinstance(time_limit, int) else None,
             standard_output=raw.get("standard_output") or "",
             priority=_epoch(raw.get("priority")),
+            gres_detail=tuple(str(g) for g in raw.get("gres_detail") or () if isinstance(g, str)),
         )
+
+
+_GPU_GRES = re.compile(r"^gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
 
 
 def _from_wait_status(status: int) -> int:

@@ -194,3 +194,24 @@ async def test_extend_runs_the_helper_as_slurms_operator_never_root(fake_bin):
     assert (fake_bin / "helper.txt").read_text().split() == ["42", "90"]
     with pytest.raises(SlurmError, match="not a job id"):
         await client.extend("42;id", 90)
+
+
+async def test_observers_hear_each_command_with_its_verb_and_outcome(fake_bin, monkeypatch):
+    heard = []
+    monkeypatch.setattr(SlurmClient, "observers", [lambda *event: heard.append(event)])
+    _script(fake_bin, "sbatch", 'echo "7"\n')
+    _script(fake_bin, "scancel", 'echo "scancel: error: Kill job error" >&2\nexit 1\n')
+    _script(fake_bin, "squeue", "sleep 5\n")
+    client = _client(fake_bin, timeout=0.5)
+    await client.submit("#!/bin/bash\n", "demo01")
+    with pytest.raises(SlurmError):
+        await client.cancel("7", "demo01")
+    with pytest.raises(SlurmError):
+        await client.queue()
+    assert [(verb, outcome) for verb, outcome, _ in heard] == [
+        ("sbatch", "ok"),
+        ("scancel", "error"),
+        ("squeue", "timeout"),
+    ]
+    assert all(seconds >= 0 for *_, seconds in heard)
+    assert heard[2][2] >= 0.5
