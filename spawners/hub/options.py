@@ -12,6 +12,7 @@ import logging
 
 from traitlets import Callable, Dict, HasTraits, Unicode, Union
 
+from spawners.hub import observe
 from spawners.hub.errors import LinkPrefillsForm, SessionError
 from spawners.hub.form import options_from_form, render_form
 from spawners.session.entitlements import Entitlements, unix_groups
@@ -125,6 +126,7 @@ class SessionOptionsMixin(HasTraits):
         """Remember a refused choice for the form, restore the accepted one, build the 400."""
         accepted = self.accepted_options
         self.refused_options = dict(user_options or {})
+        observe.refused(exc.field)
         # JupyterHub has already stored these options for reuse by the next plain Start;
         # put back the last accepted ones, so a refused choice is never replayed.
         if self.orm_spawner is not None:

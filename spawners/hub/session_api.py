@@ -16,6 +16,7 @@ from jupyterhub.apihandlers import APIHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
+from spawners.hub import observe
 from spawners.hub.culler import IDLE_STOP_ROUTE
 from spawners.hub.port_api import own_spawner
 from spawners.session.idle import idle_message
@@ -76,9 +77,12 @@ class ExtendHandler(APIHandler):
         try:
             facts = await session.extend(by)
         except PermissionError as exc:
+            observe.extended(session, "refused", by)
             raise web.HTTPError(400, str(exc)) from None
         except RuntimeError as exc:
+            observe.extended(session, "failed", by)
             raise web.HTTPError(409, str(exc)) from None
+        observe.extended(session, "ok", by)
         _save(self, wrapper)
         self.finish(json.dumps(facts))
 
@@ -134,6 +138,7 @@ class IdleStopHandler(APIHandler):
             raise web.HTTPError(400, "idle_seconds must be a non-negative number")
         gpus = session.session_request.gpus if session.session_request else 0
         session.ended_message = idle_message(idle, gpus)
+        observe.culled(session, idle)
         self.log.info(
             "Idle culler stops %s/%s after %.0f s without kernel activity",
             user_name,

@@ -17,11 +17,13 @@ import time
 import batchspawner
 from traitlets import Any, Dict, Float, Instance, Integer, List, Unicode, default
 
+from spawners.hub import observe
 from spawners.hub import state as saved
 from spawners.hub.errors import SessionError
 from spawners.hub.job_inputs import JobInputsMixin
 from spawners.hub.liveness import Liveness
 from spawners.hub.options import SessionOptionsMixin, apply_user_options
+from spawners.hub.progress import ProgressMixin
 from spawners.hub.session_control import SessionControlMixin
 from spawners.hub.target import target_problem
 from spawners.session.dask import worker_job_name
@@ -31,7 +33,6 @@ from spawners.session.messages import (
     EARLY_END,
     explain_ending,
     failure_sentence,
-    pending_message,
     queue_timeout_sentence,
     submit_refused_sentence,
 )
@@ -43,7 +44,11 @@ from spawners.slurm.services import shared_monitor
 
 
 class SlurmSpawner(
-    SessionOptionsMixin, SessionControlMixin, JobInputsMixin, batchspawner.SlurmSpawner
+    SessionOptionsMixin,
+    SessionControlMixin,
+    JobInputsMixin,
+    ProgressMixin,
+    batchspawner.SlurmSpawner,
 ):
     """Start each user's JupyterLab as a Slurm job, configured from the site file."""
 
@@ -153,6 +158,16 @@ class SlurmSpawner(
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
         """Submit the session job and wait until its server has a port."""
+        try:
+            return await self._start()
+        except SessionError as exc:
+            observe.failed(self, exc.reason, exc.message)
+            raise
+        except Exception as exc:
+            observe.failed(self, "error", str(exc))
+            raise
+
+    async def _start(self) -> tuple[str, int]:
         site = self.site
         request: SessionRequest = self.session_request or parse_request({}, site)
         self.ip, self.port = "", 0  # the new job's node decides (see _default_ip)
@@ -180,6 +195,7 @@ class SlurmSpawner(
         self.monitor.claim(self.job_id)
         self.job_log = f"{spec.log_dir}/job-{self.job_id}.log"
         self.submitted_at = int(time.time())
+        observe.submitted(self)
         self.log.info("Submitted session job %s for %s (%s)", self.job_id, self.user.name, request)
         self.monitor.mark_starting(self.job_id)
         try:
@@ -189,6 +205,7 @@ class SlurmSpawner(
             self.monitor.mark_settled(self.job_id)
         self.ip, self.port = await self._check_target(job.batch_host, port), port
         self.serves_at = f"{self.ip}:{self.port}"
+        observe.ready(self, job)
         self.log.info("Session job %s serves on %s:%s", self.job_id, self.ip, self.port)
         return self.ip, self.port
 
@@ -203,6 +220,7 @@ class SlurmSpawner(
                 return self._port_future.result()
             now = time.monotonic()
             job = self.monitor.snapshot.jobs.get(self.job_id)
+            observe.job_seen(self, job)
             if job is not None and not job.active:
                 raise SessionError(self.failure_message(job, EARLY_END), reason="job-ended")
             if job is None and self.monitor.snapshot.taken_at > submitted + 5:
@@ -302,7 +320,7 @@ class SlurmSpawner(
                 return None  # the snapshot predates the submission
             self.log.warning("Session job %s of %s is gone from Slurm", self.job_id, self.user.name)
             self.ended_message = explain_ending(None)
-            await self._session_ended()
+            await self._session_ended("gone")
             return 1
         if job.active:
             if self.liveness.lost_node:
@@ -313,17 +331,18 @@ class SlurmSpawner(
             self.ended_message = lost  # JupyterHub will not call stop(): cancel here
             with contextlib.suppress(SlurmError):
                 await self.slurm.cancel(self.job_id, self.user.name)
-            await self._session_ended()
+            await self._session_ended("node-lost")
             return 1
         self.ended_message = explain_ending(job)
         self.log.info(
             "Session job %s ended: %s", self.job_id, self.failure_message(job, "has ended")
         )
-        await self._session_ended()
+        await self._session_ended(job.state.lower())
         return job.exit_code if job.exit_code and job.exit_code > 0 else 1
 
-    async def _session_ended(self) -> None:
+    async def _session_ended(self, cause: str) -> None:
         """The job ended on its own: JupyterHub will not call stop(), so end its workers."""
+        observe.stopped(self, cause)
         if self._workers_cancelled_for != self.job_id:
             self._workers_cancelled_for = self.job_id
             await self.cancel_dask_workers()
@@ -338,6 +357,7 @@ class SlurmSpawner(
         if not self.job_id:
             return
         self.log.info("Cancelling session job %s of %s", self.job_id, self.user.name)
+        observe.stopped(self, "requested")
         await self.slurm.cancel(self.job_id, self.user.name)
         await self.cancel_dask_workers()
         if now:
@@ -357,42 +377,6 @@ class SlurmSpawner(
             self.log.warning(
                 "Could not cancel %s's Dask workers (%s): %s", self.user.name, name, exc
             )
-
-    async def progress(self):
-        """Progress events for the spawn page, from the shared snapshot."""
-        last = None
-        while True:
-            future = getattr(self, "_port_future", None)
-            job = self.monitor.snapshot.jobs.get(self.job_id) if self.job_id else None
-            if future is not None and future.done():
-                message = f"Server starting on {job.batch_host if job else 'its node'}…"
-                progress = 80
-            elif job is None:
-                message, progress = (
-                    (f"Submitted as Slurm job {self.job_id}.", 20)
-                    if self.job_id
-                    else ("Submitting…", 10)
-                )
-            elif job.state == "PENDING":
-                request = self.session_request
-                message = pending_message(
-                    job.reason,
-                    job.partition,
-                    request.gpus if request else 0,
-                    self.monitor.snapshot.queue_position(job.job_id),
-                    job.start_time,
-                )
-                progress = 30
-            elif job.running:
-                message, progress = f"Running on {job.batch_host}; starting JupyterLab…", 60
-            else:
-                message, progress = f"Job {self.job_id} is {job.state}.", 90
-            if message != last:
-                yield {"progress": progress, "message": message}
-                last = message
-            if future is not None and future.done():
-                return
-            await asyncio.sleep(0.5)
 
 
 __all__ = ["SlurmSpawner"]

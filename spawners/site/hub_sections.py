@@ -29,6 +29,11 @@ class HubSettings(Strict):
     )
     proxy_api_port: int = Field(8001, ge=1, le=65535)
     state_dir: str = Field("/var/lib/factorylab", description="Hub database and cookie secret.")
+    events_log: str = Field(
+        "/var/log/factorylab/events/events.log",
+        description="The session event log (JSON lines, rotated at 10 MiB, 5 kept); its "
+        "directory must be the hub's own. Empty: no event log.",
+    )
     named_servers: int = Field(
         2, ge=0, le=50, description="Named servers each user may run besides the default; 0: none."
     )
@@ -103,6 +108,12 @@ class UserSettings(Strict):
     group: SlurmName = Field(
         "factorylab-users",
         description="Unix group whose members may log in; the hub may run Slurm verbs as them.",
+    )
+    admin_group: SlurmName | None = Field(
+        None,
+        description="Unix group whose members are hub admins (PAM login; with OIDC, "
+        "auth.oidc.admin_groups decides). They see /hub/factorylab/admin and may stop "
+        "anyone's session. They must be in `group` too to log in.",
     )
 
 

@@ -57,3 +57,13 @@ def discovery():
     server = DiscoveryServer()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_event_log():
+    """No unit test writes to a deployed hub's event log (configure_hub may open it)."""
+    from spawners.hub import events
+
+    events.configure("")
+    yield
+    events.configure("")
