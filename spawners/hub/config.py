@@ -16,16 +16,21 @@ from urllib.parse import urlsplit
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
 from tornado import web
 
-from spawners.hub import form, port_api, session_api
+from spawners.hub import admin_page, events, form, metrics, port_api, session_api
+from spawners.hub.census import CUSTOM_PROFILE, hub_users, session_rows
 from spawners.hub.culler import CULLER_SCOPES, CULLER_SERVICE, culler_service
 from spawners.hub.login import DiscoveryError, FactoryLabOAuthenticator, discover_endpoints
 from spawners.session.request import SITE_CHECKS
 from spawners.site.auth import OIDCSettings, SecretFileError, read_client_secret
 from spawners.site.loader import SiteFileError, load_site
 from spawners.site.model import Site
+from spawners.slurm.client import SlurmClient
+from spawners.slurm.queue import Snapshot
+from spawners.slurm.services import existing_monitor
 
 ADMIN_SERVICE = "factorylab-admin"
-ADMIN_SCOPES = ["admin:users", "admin:servers", "tokens"]
+ADMIN_SCOPES = ["admin:users", "admin:servers", "tokens", "read:metrics"]
+METRICS_SERVICE = "factorylab-metrics"
 
 
 def configure_hub(c, site_path: str) -> Site:
@@ -75,6 +80,7 @@ def configure_hub(c, site_path: str) -> Site:
     c.JupyterHub.extra_handlers = [
         *port_api.handlers(),
         *session_api.handlers(),
+        *admin_page.handlers(),
         (form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(form.STATIC_DIR)}),
     ]
 
@@ -103,9 +109,41 @@ def configure_hub(c, site_path: str) -> Site:
                 "services": [CULLER_SERVICE],
             }
         )
+    configure_observability(c, site)
     if public.scheme == "https":
         c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
     return site
+
+
+def configure_observability(c, site: Site) -> None:
+    """FactoryLab's metrics on ``/hub/metrics``, their scrape token, and the event log."""
+    c.JupyterHub.authenticate_prometheus = True  # read:metrics, never anonymous
+    problem = events.configure(site.hub.events_log)
+    if problem:
+        print(f"FactoryLab: sessions run without an event log: {problem}", file=sys.stderr)
+    if metrics.count_slurm_command not in SlurmClient.observers:
+        SlurmClient.observers.append(metrics.count_slurm_command)
+
+    def sessions():
+        monitor = existing_monitor()
+        return session_rows(hub_users(), monitor.snapshot if monitor else Snapshot())
+
+    metrics.register(metrics.SnapshotCollector(sessions, existing_monitor))
+    metrics.start_series(
+        [(profile.partition, key) for key, profile in site.profiles.items()]
+        + [(partition, CUSTOM_PROFILE) for partition in site.partitions]
+    )
+    token = os.environ.get("FACTORYLAB_METRICS_API_TOKEN", "")
+    if token:  # a site's Prometheus scrapes with it: it may read metrics, and nothing else
+        c.JupyterHub.services.append({"name": METRICS_SERVICE, "api_token": token})
+        c.JupyterHub.load_roles.append(
+            {
+                "name": METRICS_SERVICE,
+                "description": "Prometheus: read the hub's metrics.",
+                "scopes": ["read:metrics"],
+                "services": [METRICS_SERVICE],
+            }
+        )
 
 
 def configure_login(c, site: Site) -> None:
@@ -114,6 +152,8 @@ def configure_login(c, site: Site) -> None:
         c.JupyterHub.authenticator_class = "pam"
         c.PAMAuthenticator.open_sessions = False
         c.Authenticator.allowed_groups = {site.users.group}
+        if site.users.admin_group:
+            c.PAMAuthenticator.admin_groups = {site.users.admin_group}
         return
     oidc = site.auth.oidc
     try:
