@@ -9,6 +9,11 @@ TOOLS ?= /opt/factorylab/tools
 SITE ?= hub_config/site.local.yaml
 # The demo cluster's compute nodes: make up NODES=N (1 to 8).
 NODES ?= 2
+# Prometheus scraping the hub's metrics (ansible/roles/prometheus): off on the demo unless
+# make up PROMETHEUS=true; make test and make integration turn it on, and pass it on to
+# the tests' own make up runs through the environment.
+PROMETHEUS ?= false
+export PROMETHEUS
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
@@ -30,8 +35,12 @@ up:
 	@if [[ ! "$(NODES)" =~ ^[1-8]$$ ]]; then \
 	  echo "NODES=$(NODES): the demo cluster has 1 to 8 compute nodes. Run make up NODES=2 (the default) or another number from 1 to 8." >&2; \
 	  exit 2; fi
+	@if [[ "$(PROMETHEUS)" != true && "$(PROMETHEUS)" != false ]]; then \
+	  echo "PROMETHEUS=$(PROMETHEUS): say true or false (make up PROMETHEUS=true also runs Prometheus)." >&2; \
+	  exit 2; fi
 	@ansible/bootstrap.sh
-	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml -e factorylab_demo_node_count=$(NODES)
+	cd ansible && $(TOOLS)/bin/ansible-playbook site.yml -e factorylab_demo_node_count=$(NODES) \
+	  -e factorylab_prometheus=$(PROMETHEUS)
 	@$(TOOLS)/bin/python -c 'import yaml,sys; s=yaml.safe_load(open("$(SITE)")); d=s.get("demo",{}); \
 	print("\nFactoryLab is up: " + s.get("hub",{}).get("public_url","http://127.0.0.1:8000")); \
 	print("Demo login (demo only): %s01 … %s%02d, password %r" % (d.get("prefix","demo"), d.get("prefix","demo"), d.get("count",40), d.get("password"))) if d.get("enabled") else None; \
@@ -75,6 +84,7 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit spawners $(PYTEST_ARGS)
 
+integration: PROMETHEUS = true
 integration: venv up browser idp
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
@@ -101,6 +111,7 @@ idp: $(IDP)/node_modules/.installed
 	@$(IDP_NODE_CHECK)
 
 # Every test, and the doctests in spawners/; the 25 slowest are listed at the end.
+test: PROMETHEUS = true
 test: venv up browser idp
 	$(MAKE) lint
 	$(PY) -m pytest tests spawners --durations=25 $(PYTEST_ARGS)

@@ -183,9 +183,22 @@ def test_values_supervisord_would_misread_are_refused_or_escaped():
     assert filters.supervisor_command(["/bin/echo", "100%", "a b"]) == "/bin/echo 100%% 'a b'"
 
 
+#: The login node's daemons, in their start order (supervisord priorities, low first).
+LOGIN_START_ORDER = [
+    "munge",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "node-{{ node.name }}",
+    "proxy",
+    "hub",
+    "prometheus",
+]
+
+
 def test_every_daemon_runs_in_the_foreground_and_uses_only_the_roles_inputs():
     includes = _includes()
-    login = {"munge", "mariadb", "slurmdbd", "slurmctld", "node-{{ node.name }}", "proxy", "hub"}
+    login = set(LOGIN_START_ORDER)
     assert {name for role, name in includes if role != "compute"} == login
     assert {name for role, name in includes if role == "compute"} == {"munge", "slurmd"}
     inputs = set(_yaml(ROLE / "defaults" / "main.yml"))
@@ -207,15 +220,7 @@ def test_every_daemon_runs_in_the_foreground_and_uses_only_the_roles_inputs():
         (name for role, name in includes if role != "compute"),
         key=lambda name: next(v["daemon_order"] for (r, n), v in includes.items() if n == name),
     )
-    assert order == [
-        "munge",
-        "mariadb",
-        "slurmdbd",
-        "slurmctld",
-        "node-{{ node.name }}",
-        "proxy",
-        "hub",
-    ]
+    assert order == LOGIN_START_ORDER
     node = {name: includes["compute", name]["daemon_order"] for name in ("munge", "slurmd")}
     assert node["munge"] < node["slurmd"]
     # a crashed node stays down, as a machine would, until make up boots it
