@@ -27,6 +27,7 @@ from ..support.hub import (
     sdiag_count,
     squeue_active,
 )
+from ..support.metrics import scrape, total
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
@@ -89,9 +90,12 @@ def test_the_hostile_table_through_the_real_form_submits_nothing(hub):
 def test_a_refused_form_keeps_what_was_typed(hub):
     session = browser("demo11")
     hub.stop("demo11")
+    refusals = total(scrape(), "factorylab_refusals_total", field="gpus")
     response = post_form(session, {"partition": "gpu", "gpus": "9", "walltime": "03:30:00"})
     assert response.status_code == 400
     assert "gpus: 9 is outside the allowed range 0-4" in error_of(response.text)
+    # the operator's count of refusals, by the field at fault
+    assert total(scrape(), "factorylab_refusals_total", field="gpus") == refusals + 1
     assert 'value="9"' in response.text and 'value="03:30:00"' in response.text
 
 

@@ -20,11 +20,13 @@ from ..support.hub import (
     ADMIN_TOKEN_FILE,
     HUB_URL,
     demo_password,
+    job_id_of,
     login,
     proxied,
     send_execute,
     squeue_active,
 )
+from ..support.metrics import events_of, scrape, total
 
 IDLE_LIMIT = 60
 CULLED_WITHIN = IDLE_LIMIT + 10 + 10 + 30  # limit, a report, a culler check, and slack
@@ -58,8 +60,10 @@ def _open_tab(hub, user, token, stop: threading.Event) -> None:
 def test_idle_gpu_session_is_culled_busy_one_is_not(hub, session):
     idle_user, busy_user = "demo36", "demo37"
     gpus_before = _gpus_in_use()
+    culls_before = total(scrape(), "factorylab_culls_total", cause="idle")
     for user in (idle_user, busy_user):
         session(user, {"profile": "idle-test"})
+    idle_job = job_id_of(idle_user)
     assert _gpus_in_use() == gpus_before + 2
     idle_token, busy_token = hub.user_token(idle_user), hub.user_token(busy_user)
 
@@ -99,6 +103,10 @@ def test_idle_gpu_session_is_culled_busy_one_is_not(hub, session):
     assert _gpus_in_use() == gpus_before + 1
     # the busy session, past the same limit, still runs
     assert hub.server(busy_user) and hub.server(busy_user)["ready"]
+    # counted and logged for the operator: one idle cull, and why the session stopped
+    assert total(scrape(), "factorylab_culls_total", cause="idle") == culls_before + 1
+    ended = [(e["event"], e.get("cause")) for e in events_of(idle_job)][-2:]
+    assert ended == [("culled", "idle"), ("stopped", "culled")], ended
 
     browser, _response = login(idle_user, demo_password())
     page = browser.get(f"{HUB_URL}/hub/user/{idle_user}/lab", timeout=30)

@@ -11,6 +11,7 @@ from playwright.sync_api import sync_playwright
 
 from ..support.browser import ARTIFACTS, chromium
 from ..support.hub import HUB_URL, demo_password
+from ..support.metrics import scrape, total
 
 
 def _seconds(text: str) -> int:
@@ -30,6 +31,7 @@ def browser_page():
 def test_status_bar_warning_and_extend(hub, session, browser_page):
     user, page = "demo39", browser_page
     session(user, {"partition": "cpu", "walltime": "00:06:00"})
+    extensions = total(scrape(), "factorylab_extensions_total", result="ok")
     page.goto(f"{HUB_URL}/hub/login")
     page.fill("#username_input", user)
     page.fill("#password_input", demo_password())
@@ -54,6 +56,7 @@ def test_status_bar_warning_and_extend(hub, session, browser_page):
         page.locator(".jp-Dialog").get_by_role("button", name="Extend").click()
         page.locator(".Toastify__toast", has_text="Session extended").wait_for(timeout=30_000)
         assert _seconds(item.inner_text()) > 30 * 60
+        assert total(scrape(), "factorylab_extensions_total", result="ok") == extensions + 1
         page.screenshot(path=str(ARTIFACTS / "time-left-extended.png"))
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "time-left-failure.png"))
