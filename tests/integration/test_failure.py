@@ -2,11 +2,14 @@
 
 import os
 import pwd
+import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+
+from ..support.metrics import events_of, scrape, total
 
 
 @pytest.fixture
@@ -27,6 +30,7 @@ def broken_runtime_dir():
 
 def test_early_death_shows_state_and_log_tail(hub, broken_runtime_dir):
     user = broken_runtime_dir
+    failures = total(scrape(), "factorylab_spawn_failures_total", cause="job-ended")
     began = time.monotonic()
     response = hub.spawn(user, {"partition": "cpu"})
     elapsed = time.monotonic() - began
@@ -37,3 +41,9 @@ def test_early_death_shows_state_and_log_tail(hub, broken_runtime_dir):
     assert "Last lines of its log" in message and "NotADirectoryError" in message
     assert elapsed < 10, f"noticed after {elapsed:.1f} s"
     assert hub.server(user) is None
+    # counted by cause, and logged with the sentence the user read
+    assert total(scrape(), "factorylab_spawn_failures_total", cause="job-ended") == failures + 1
+    job = re.search(r"Your session job (\d+) ", message).group(1)
+    logged = [e for e in events_of(job) if e["event"] == "failed"]
+    assert [e["cause"] for e in logged] == ["job-ended"], (job, logged)
+    assert logged[0]["message"] == message and logged[0]["user"] == user

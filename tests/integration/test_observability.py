@@ -119,6 +119,8 @@ def test_metrics_and_the_admin_view_refuse_users(hub):
     assert as_user.status_code == 403
     as_prometheus = requests.get(url, headers={"Authorization": f"Bearer {metrics_token}"})
     assert as_prometheus.status_code == 200 and "factorylab_scheduler_up" in as_prometheus.text
+    as_admin = hub.http.get(url, timeout=10)
+    assert as_admin.status_code == 200  # the admin API token make up writes may look too
     # the scrape token reads metrics and nothing else
     users = requests.get(
         f"{HUB_URL}/hub/api/users", headers={"Authorization": f"token {metrics_token}"}, timeout=10

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from ..support.hub import sbatch_as, squeue_active
+from ..support.hub import HUB_URL, demo_password, login, sbatch_as, squeue_active
+from ..support.metrics import events_of, scrape, total
 
 
 @pytest.fixture
@@ -58,6 +59,16 @@ def test_full_gpu_partition_explains_the_wait_and_cancel_leaves_nothing(hub, gpu
     assert waiting and "1st in line" in waiting[-1], messages
     job = squeue_active(["-u", user, "-o", "%i %T"]).split()
     assert job[1] == "PENDING"
+    # the operator sees the wait too: in the metrics, the event log and the admin view
+    samples = scrape()
+    assert total(samples, "factorylab_pending_sessions", reason="Resources") >= 1
+    assert total(samples, "factorylab_sessions", state="pending", partition="gpu") >= 1
+    reasons = [e.get("reason") for e in events_of(job[0]) if e["event"] == "pending_reason_changed"]
+    assert reasons and reasons[-1] == "Resources", reasons
+    admin, _ = login("demo-admin", demo_password())
+    view = admin.get(f"{HUB_URL}/hub/factorylab/admin", timeout=30)
+    waiting = view.text.split('id="fl-waiting"')[1].split("</table>")[0]
+    assert f'data-job="{job[0]}"' in waiting and ">Resources<" in waiting, waiting
 
     cancel = hub.api("DELETE", f"/users/{user}/server")
     assert cancel.status_code in (202, 204), cancel.text
