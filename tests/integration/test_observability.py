@@ -91,7 +91,8 @@ def test_a_gpu_spawn_is_counted_logged_scraped_and_listed_for_admins(hub, sessio
     page.fill("#username_input", ADMIN)
     page.fill("#password_input", demo_password())
     page.click("#login_submit")
-    page.goto(f"{HUB_URL}/hub/factorylab/admin")
+    page.goto(f"{HUB_URL}/hub/home")
+    page.click("#factorylab-admin-link")  # admins find it in the hub's navigation bar
     row = page.locator(f'#fl-holding tr[data-job="{job}"]')
     try:
         expect(row).to_be_visible(timeout=30_000)
@@ -128,4 +129,5 @@ def test_metrics_and_the_admin_view_refuse_users(hub):
     assert users.status_code == 403
     browser, _ = login(USER, demo_password())  # a logged-in user who is no admin
     admin_view = browser.get(f"{HUB_URL}/hub/factorylab/admin", timeout=10)
+    assert "factorylab-admin-link" not in browser.get(f"{HUB_URL}/hub/home", timeout=10).text
     assert admin_view.status_code == 403, admin_view.status_code
