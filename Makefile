@@ -44,7 +44,8 @@ up:
 	@$(TOOLS)/bin/python -c 'import yaml,sys; s=yaml.safe_load(open("$(SITE)")); d=s.get("demo",{}); \
 	print("\nFactoryLab is up: " + s.get("hub",{}).get("public_url","http://127.0.0.1:8000")); \
 	print("Demo login (demo only): %s01 … %s%02d, password %r" % (d.get("prefix","demo"), d.get("prefix","demo"), d.get("count",40), d.get("password"))) if d.get("enabled") else None; \
-	print("Admin API token: /etc/factorylab/admin-api.token (root only)")'
+	print("Admin API token: /etc/factorylab/admin-api.token (root only)"); \
+	print("Hub admin (demo only): %s-admin, password in /etc/factorylab/demo-admin.password (root only)" % d.get("prefix","demo")) if d.get("enabled") and s.get("users",{}).get("admin_group") else None'
 
 images:
 	@ansible/bootstrap.sh

@@ -7,6 +7,8 @@ button calls the hub's own REST API from the admin's browser.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
@@ -38,9 +40,10 @@ def duration(seconds: float | None) -> str:
 
 def stop_path(row: SessionRow) -> str:
     """The hub API path (after ``/hub/api/``) that stops this row's server."""
+    user = quote(row.user, safe="")
     if row.server:
-        return f"users/{row.user}/servers/{row.server}"
-    return f"users/{row.user}/server"
+        return f"users/{user}/servers/{quote(row.server, safe='')}"
+    return f"users/{user}/server"
 
 
 def page_rows(rows: list[SessionRow]) -> tuple[list[SessionRow], list[SessionRow]]:
@@ -57,7 +60,8 @@ class AdminViewHandler(BaseHandler):
     """The FactoryLab admin view."""
 
     @web.authenticated
-    @needs_scope("admin-ui")
+    @needs_scope("admin-ui")  # stacked: both scopes are needed
+    @needs_scope("admin:servers")
     async def get(self) -> None:
         monitor = existing_monitor()
         snapshot = monitor.snapshot if monitor is not None else Snapshot()

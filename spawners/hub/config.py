@@ -25,8 +25,7 @@ from spawners.site.auth import OIDCSettings, SecretFileError, read_client_secret
 from spawners.site.loader import SiteFileError, load_site
 from spawners.site.model import Site
 from spawners.slurm.client import SlurmClient
-from spawners.slurm.queue import Snapshot
-from spawners.slurm.services import existing_monitor
+from spawners.slurm.services import shared_monitor
 
 ADMIN_SERVICE = "factorylab-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "tokens", "read:metrics"]
@@ -124,11 +123,13 @@ def configure_observability(c, site: Site) -> None:
     if metrics.count_slurm_command not in SlurmClient.observers:
         SlurmClient.observers.append(metrics.count_slurm_command)
 
-    def sessions():
-        monitor = existing_monitor()
-        return session_rows(hub_users(), monitor.snapshot if monitor else Snapshot())
+    def monitor():  # the spawners' monitor (one per bin_dir and job name: fixed at start)
+        return shared_monitor(site)
 
-    metrics.register(metrics.SnapshotCollector(sessions, existing_monitor))
+    def sessions():
+        return session_rows(hub_users(), monitor().snapshot)
+
+    metrics.register(metrics.SnapshotCollector(sessions, monitor))
     metrics.start_series(
         [(profile.partition, key) for key, profile in site.profiles.items()]
         + [(partition, CUSTOM_PROFILE) for partition in site.partitions]

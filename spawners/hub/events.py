@@ -2,12 +2,14 @@
 
 Each line has ``time`` (ISO 8601, UTC), ``event``, ``user``, ``server``, ``job``,
 ``node`` and ``seconds`` (since the session's submission), plus the event's own
-fields (``cause``, ``reason``, ``message``…). The file is rotated by size.
+fields (``cause``, ``reason``, ``message``…). The file is rotated by size, into
+backups ``make up`` created (:class:`CopyingRotatingHandler`).
 """
 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import logging
 import logging.handlers
@@ -73,23 +75,66 @@ def record(event: str, **fields: object) -> dict:
     return line
 
 
-def configure(path: str, max_bytes: int = 10 * 2**20, backups: int = 5) -> str | None:
-    """Send events to ``path``, rotated at ``max_bytes`` with ``backups`` old files.
+class CopyingRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Size-rotated, in files that already exist: no file is created, renamed or removed.
 
-    Returns None, or why the log cannot be written (the hub then runs without it:
-    a missing log directory must not keep users out).
+    The event log lives in the daemons' log directory, which is root's: the hub may
+    write the files ``make up`` made for it (``events.log``, ``events.log.1`` …) but not
+    the directory, so that it can never plant a link there. A rollover copies each file's
+    content one place down and empties the first; a missing backup ends the chain. Every
+    open refuses a symbolic link.
+    """
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        return open(fd, "a", encoding=self.encoding, closefd=True)
+
+    def doRollover(self) -> None:
+        """Shift the content of each file one place down, then empty the current one."""
+        if self.stream:
+            self.stream.close()
+            self.stream = None
+        chain = []  # the current file and the backups that exist, in order
+        for number in range(self.backupCount + 1):
+            name = f"{self.baseFilename}.{number}" if number else self.baseFilename
+            if not os.path.isfile(name) or os.path.islink(name):
+                break
+            chain.append(name)
+        for newer, older in reversed(list(itertools.pairwise(chain))):
+            _copy_over(newer, older)
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+        os.close(fd)
+        self.stream = self._open()
+
+
+def _copy_over(source: str, target: str) -> None:
+    """Replace the content of the existing file ``target`` with ``source``'s."""
+    with (
+        open(os.open(source, os.O_RDONLY | os.O_NOFOLLOW), "rb") as reader,
+        open(os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW), "wb") as writer,
+    ):
+        while chunk := reader.read(2**20):
+            writer.write(chunk)
+
+
+def configure(path: str, max_bytes: int = 10 * 2**20, backups: int = 5) -> str | None:
+    """Send events to ``path``, rotated at ``max_bytes`` into ``path.1`` … ``path.N``.
+
+    The files must exist and be the hub's to write (``make up`` makes them). Returns
+    None, or why the log cannot be written: the hub then runs without it, since a
+    missing log must not keep users out.
     """
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
     if not path:
         return None
-    directory = os.path.dirname(path) or "."
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"the event log's directory {directory} is missing or not writable by the hub"
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-    )
+    try:
+        handler = CopyingRotatingHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=False
+        )
+    except OSError as exc:
+        return f"the event log {path} cannot be opened ({exc.strerror}); make up creates it"
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     return None

@@ -41,6 +41,8 @@ FAILURE_CAUSES = (
     "error",
 )
 CULL_CAUSES = ("idle",)
+#: Slurm's commonest reasons to wait, reported (at 0) even when nobody waits for them.
+PENDING_REASONS = ("Resources", "Priority")
 EXTENSION_RESULTS = ("ok", "refused", "failed")
 SLURM_VERBS = ("sbatch", "scancel", "squeue", "sinfo", "scontrol", "sacctmgr", "factorylab-extend")
 SLURM_RESULTS = ("ok", "error", "timeout")
@@ -123,7 +125,9 @@ class SnapshotCollector(Collector):
     """The gauges, computed at scrape time from the queue snapshot and the hub's sessions.
 
     :param sessions: returns the hub's current session rows (no scheduler call).
-    :param monitor: returns the hub's job monitor, or None before the first spawner.
+    :param monitor: returns the hub's job monitor (None: there is none); a scrape starts
+        its refresh loop if it is not running, so the scheduler gauges appear after a
+        hub restart even before anyone has a session.
     """
 
     def __init__(
@@ -163,7 +167,8 @@ class SnapshotCollector(Collector):
             f"{IDLE_GPU_SECONDS // 60} minutes.",
             labels=["partition"],
         )
-        by_state, by_reason, by_gpu, by_idle = Tally(), Tally(), Tally(), Tally()
+        by_state, by_gpu, by_idle = Tally(), Tally(), Tally()
+        by_reason = Tally(dict.fromkeys(PENDING_REASONS, 0))
         for row in self.sessions():
             if row.state not in ("pending", "running"):
                 continue
@@ -185,17 +190,20 @@ class SnapshotCollector(Collector):
 
     def _scheduler(self, now: float):
         monitor = self.monitor()
-        taken = monitor.snapshot.taken_wall if monitor is not None else 0.0
+        if monitor is not None:
+            monitor.ensure_running()
         age = GaugeMetricFamily(
             "factorylab_queue_snapshot_age_seconds",
-            "Seconds since the hub's shared squeue snapshot was taken (-1: none yet).",
+            "Seconds since the hub's shared squeue snapshot was taken.",
         )
-        age.add_metric([], now - taken if taken else -1)
         up = GaugeMetricFamily(
             "factorylab_scheduler_up",
-            "1 if the hub's last squeue succeeded, 0 if Slurm is not answering or not asked yet.",
+            "1 if the hub's last squeue succeeded, 0 if Slurm did not answer it.",
         )
-        up.add_metric([], 1 if monitor is not None and taken and monitor.healthy else 0)
+        taken = monitor.snapshot.taken_wall if monitor is not None else 0.0
+        if taken:  # no sample before the hub has asked Slurm: not asked is not down
+            age.add_metric([], now - taken)
+            up.add_metric([], 1 if monitor.healthy else 0)
         yield from (age, up)
 
 

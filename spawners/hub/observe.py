@@ -7,11 +7,29 @@ session; each call updates :mod:`spawners.hub.metrics` and writes one line of
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 
 from spawners.hub import events, metrics
 from spawners.hub.census import profile_of
 from spawners.slurm.jobs import SlurmJob
+
+log = logging.getLogger("factorylab.observe")
+
+
+def never_raises(function):
+    """Observing a session must never break it: log an error instead of raising."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            log.exception("FactoryLab could not record %s", function.__name__)
+            return None
+
+    return guarded
 
 
 def _labels(session, job: SlurmJob | None = None) -> tuple[str, str]:
@@ -33,6 +51,13 @@ def _record(event: str, session, job: SlurmJob | None = None, **fields: object) 
     )
 
 
+@never_raises
+def starting(session) -> None:
+    """A new start begins: forget what the last job's start-wait saw."""
+    session.observed_job = None
+
+
+@never_raises
 def submitted(session) -> None:
     """The session's job was accepted by ``sbatch``."""
     partition, profile = _labels(session)
@@ -40,6 +65,7 @@ def submitted(session) -> None:
     _record("submitted", session, partition=partition, profile=profile)
 
 
+@never_raises
 def job_seen(session, job: SlurmJob | None) -> None:
     """The start-wait saw the job in a snapshot: log a new pending reason, or the start."""
     if job is None:
@@ -58,6 +84,7 @@ def _queue_wait(job: SlurmJob) -> int | None:
     return None
 
 
+@never_raises
 def ready(session, job: SlurmJob) -> None:
     """The session's server answers: count both spawn timings."""
     partition, profile = _labels(session, job)
@@ -72,13 +99,16 @@ def ready(session, job: SlurmJob) -> None:
     _record("ready", session, job)
 
 
+@never_raises
 def failed(session, cause: str, message: str) -> None:
     """The spawn failed after submission was attempted; ``message`` is the user's sentence."""
     cause = cause if cause in metrics.FAILURE_CAUSES else "error"
     metrics.SPAWN_FAILURES.labels(cause).inc()
+    session.stop_recorded_for = session.job_id  # its end is this failure, not a later stop
     _record("failed", session, getattr(session, "observed_job", None), cause=cause, message=message)
 
 
+@never_raises
 def stopped(session, cause: str) -> None:
     """The session's job is gone: ``cause`` is ``requested``, ``culled``, or how it ended.
 
@@ -92,13 +122,17 @@ def stopped(session, cause: str) -> None:
     _record("stopped", session, getattr(session, "observed_job", None), cause=cause)
 
 
+@never_raises
 def culled(session, idle_seconds: float) -> None:
-    """The idle culler is about to stop the session."""
+    """The idle culler is about to stop the session (counted once per job)."""
+    if getattr(session, "cull_requested_for", "") == session.job_id:
+        return
     metrics.CULLS.labels("idle").inc()
     session.cull_requested_for = session.job_id
     _record("culled", session, None, cause="idle", idle_seconds=round(idle_seconds))
 
 
+@never_raises
 def extended(session, result: str, by_seconds: int) -> None:
     """A request to extend the session's time: ``ok``, ``refused`` or ``failed``."""
     metrics.EXTENSIONS.labels(result).inc()
@@ -106,6 +140,7 @@ def extended(session, result: str, by_seconds: int) -> None:
         _record("extended", session, None, by_seconds=by_seconds)
 
 
+@never_raises
 def refused(field: str) -> None:
     """A session request was refused before submission (no job, so no event line)."""
     metrics.REFUSALS.labels(metrics.refusal_field(field)).inc()

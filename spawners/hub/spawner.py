@@ -158,6 +158,7 @@ class SlurmSpawner(
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
         """Submit the session job and wait until its server has a port."""
+        observe.starting(self)
         try:
             return await self._start()
         except SessionError as exc:
@@ -357,8 +358,8 @@ class SlurmSpawner(
         if not self.job_id:
             return
         self.log.info("Cancelling session job %s of %s", self.job_id, self.user.name)
-        observe.stopped(self, "requested")
         await self.slurm.cancel(self.job_id, self.user.name)
+        observe.stopped(self, "requested")
         await self.cancel_dask_workers()
         if now:
             return

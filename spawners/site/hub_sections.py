@@ -7,7 +7,7 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from spawners.site.types import (
     SlurmName,
@@ -30,9 +30,10 @@ class HubSettings(Strict):
     proxy_api_port: int = Field(8001, ge=1, le=65535)
     state_dir: str = Field("/var/lib/factorylab", description="Hub database and cookie secret.")
     events_log: str = Field(
-        "/var/log/factorylab/events/events.log",
-        description="The session event log (JSON lines, rotated at 10 MiB, 5 kept); its "
-        "directory must be the hub's own. Empty: no event log.",
+        "/var/log/factorylab/events.log",
+        description="The session event log (JSON lines; rotated at 10 MiB into .1 … .5), "
+        "a file under /var/log in a directory root owns: make up creates it and its "
+        "backups for the hub, which never creates a file itself. Empty: no event log.",
     )
     named_servers: int = Field(
         2, ge=0, le=50, description="Named servers each user may run besides the default; 0: none."
@@ -59,6 +60,21 @@ class HubSettings(Strict):
         ],
         description="How the hub starts configurable-http-proxy when it starts it itself.",
     )
+
+    @field_validator("events_log")
+    @classmethod
+    def _events_log_under_var_log(cls, value: str) -> str:
+        parts = value.split("/")
+        if value and (
+            not value.startswith("/var/log/")
+            or not re.fullmatch(r"[A-Za-z0-9._/-]+", value)
+            or any(part in ("", ".", "..") for part in parts[1:])
+        ):
+            raise ValueError(
+                "must be a file under /var/log, e.g. /var/log/factorylab/events.log "
+                "(no '..', no empty part), or empty for no event log"
+            )
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> HubSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,8 @@ from typing import ClassVar
 from spawners.site.model import Site
 from spawners.site.types import SLURM_NAME, is_valid_username
 from spawners.slurm.jobs import SlurmJob
+
+log = logging.getLogger("factorylab.slurm.client")
 
 
 class SlurmError(RuntimeError):
@@ -147,7 +150,10 @@ class SlurmClient:
         finally:
             verb, seconds = command_verb(argv, self.sudo), time.monotonic() - started
             for observer in self.observers:
-                observer(verb, outcome, seconds)
+                try:
+                    observer(verb, outcome, seconds)
+                except Exception:  # a broken observer must never fail a Slurm command
+                    log.exception("a Slurm command observer failed")
 
     async def _run(self, argv: Sequence[str], stdin: str | None) -> CommandResult:
         try:

@@ -238,7 +238,13 @@ def test_slurmctld_runs_as_slurm_user_not_root():
 
 
 def test_secrets_are_root_only_and_out_of_the_hubs_reach():
-    for path in ("/etc/factorylab/admin-api.token", "/etc/factorylab/proxy.token"):
+    for path in (
+        "/etc/factorylab/admin-api.token",
+        "/etc/factorylab/proxy.token",
+        "/etc/factorylab/metrics-api.token",
+        "/etc/factorylab/prometheus-web.password",
+        "/etc/factorylab/demo-admin.password",
+    ):
         info = os.stat(path)
         assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o600, path
         assert _as_hub("cat", path).returncode != 0
@@ -250,7 +256,7 @@ def test_secrets_are_root_only_and_out_of_the_hubs_reach():
 def test_admin_token_has_exactly_the_automation_scopes(hub):
     model = hub.api("GET", "/user").json()
     assert model["kind"] == "service" and model["name"] == "factorylab-admin"
-    # exactly what ADMIN_SCOPES (admin:users, admin:servers, tokens) expand to in
+    # exactly what ADMIN_SCOPES (admin:users, admin:servers, tokens, read:metrics) expand to in
     # JupyterHub 6, unfiltered: nothing more (admin-ui, shutdown, proxy, …) and nothing less
     assert set(model["scopes"]) == {
         "admin:auth_state",
@@ -260,6 +266,7 @@ def test_admin_token_has_exactly_the_automation_scopes(hub):
         "delete:servers",
         "delete:users",
         "list:users",
+        "read:metrics",
         "read:roles:users",
         "read:servers",
         "read:tokens",

@@ -4,16 +4,22 @@ and the admin view, after a real one-GPU session on the demo cluster.
 Prometheus is Debian's, run by `make up PROMETHEUS=true` (make test turns it on).
 """
 
+import grp
 import math
+import os
+import pwd
 import re
+import stat
+import subprocess
 
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
 from ..support.browser import ARTIFACTS, chromium
-from ..support.hub import HUB_URL, demo_password, job_id_of, login, wait_gone
+from ..support.hub import HUB_URL, demo_admin, demo_password, job_id_of, login, wait_gone
 from ..support.metrics import (
+    EVENTS_LOG,
     METRICS_TOKEN_FILE,
     PROMETHEUS_URL,
     dashboard_queries,
@@ -25,7 +31,6 @@ from ..support.metrics import (
 )
 
 USER = "demo29"
-ADMIN = "demo-admin"
 GPU_PROFILE = "gpu-2h"  # 1 GPU on the gpu partition
 HISTOGRAMS = ("factorylab_spawn_queue_wait_seconds", "factorylab_spawn_server_start_seconds")
 
@@ -88,8 +93,9 @@ def test_a_gpu_spawn_is_counted_logged_scraped_and_listed_for_admins(hub, sessio
     # the admin view, in Chromium: the session with its node, GPUs and time left
     page = browser_page
     page.goto(f"{HUB_URL}/hub/login")
-    page.fill("#username_input", ADMIN)
-    page.fill("#password_input", demo_password())
+    admin, password = demo_admin()
+    page.fill("#username_input", admin)
+    page.fill("#password_input", password)
     page.click("#login_submit")
     page.goto(f"{HUB_URL}/hub/home")
     page.click("#factorylab-admin-link")  # admins find it in the hub's navigation bar
@@ -118,7 +124,9 @@ def test_metrics_and_the_admin_view_refuse_users(hub):
     assert requests.get(url, timeout=10).status_code == 403
     as_user = requests.get(url, headers={"Authorization": f"token {user_token}"}, timeout=10)
     assert as_user.status_code == 403
-    as_prometheus = requests.get(url, headers={"Authorization": f"Bearer {metrics_token}"})
+    as_prometheus = requests.get(
+        url, headers={"Authorization": f"Bearer {metrics_token}"}, timeout=10
+    )
     assert as_prometheus.status_code == 200 and "factorylab_scheduler_up" in as_prometheus.text
     as_admin = hub.http.get(url, timeout=10)
     assert as_admin.status_code == 200  # the admin API token make up writes may look too
@@ -131,3 +139,25 @@ def test_metrics_and_the_admin_view_refuse_users(hub):
     admin_view = browser.get(f"{HUB_URL}/hub/factorylab/admin", timeout=10)
     assert "factorylab-admin-link" not in browser.get(f"{HUB_URL}/hub/home", timeout=10).text
     assert admin_view.status_code == 403, admin_view.status_code
+    # the demo admin does not share the demo users' password
+    assert login(demo_admin()[0], demo_password())[1].status_code != 302
+
+
+def test_the_event_log_is_the_hubs_to_write_but_not_to_replace():
+    log = os.lstat(EVENTS_LOG)
+    assert stat.S_ISREG(log.st_mode) and stat.S_IMODE(log.st_mode) == 0o640
+    assert (pwd.getpwuid(log.st_uid).pw_name, grp.getgrgid(log.st_gid).gr_name) == (
+        "factorylab",
+        "adm",
+    )
+    directory = os.lstat(EVENTS_LOG.parent)
+    assert directory.st_uid == 0 and stat.S_IMODE(directory.st_mode) & 0o022 == 0
+    # as the hub's account: no new file, no link, no rename in root's log directory
+    for attempt in (
+        ["touch", f"{EVENTS_LOG}.planted"],
+        ["ln", "-sf", "/etc/shadow", f"{EVENTS_LOG}.6"],
+        ["mv", f"{EVENTS_LOG}.5", f"{EVENTS_LOG}.moved"],
+    ):
+        done = subprocess.run(["sudo", "-n", "-u", "factorylab", *attempt], capture_output=True)
+        assert done.returncode != 0, attempt
+    assert not any(EVENTS_LOG.parent.glob("events.log.planted"))

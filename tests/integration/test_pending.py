@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ..support.hub import HUB_URL, demo_password, login, sbatch_as, squeue_active
+from ..support.hub import HUB_URL, demo_admin, login, sbatch_as, squeue_active
 from ..support.metrics import events_of, scrape, total
 
 
@@ -65,7 +65,7 @@ def test_full_gpu_partition_explains_the_wait_and_cancel_leaves_nothing(hub, gpu
     assert total(samples, "factorylab_sessions", state="pending", partition="gpu") >= 1
     reasons = [e.get("reason") for e in events_of(job[0]) if e["event"] == "pending_reason_changed"]
     assert reasons and reasons[-1] == "Resources", reasons
-    admin, _ = login("demo-admin", demo_password())
+    admin, _ = login(*demo_admin())
     view = admin.get(f"{HUB_URL}/hub/factorylab/admin", timeout=30)
     waiting = view.text.split('id="fl-waiting"')[1].split("</table>")[0]
     assert f'data-job="{job[0]}"' in waiting and ">Resources<" in waiting, waiting

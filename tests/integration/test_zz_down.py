@@ -7,6 +7,7 @@ configuration), so the demo cluster is left one node larger; the next `make up` 
 by default) retires that node again.
 """
 
+import os
 import socket
 import subprocess
 
@@ -28,10 +29,13 @@ DAEMONS = (
     *(f"node-{n}" for n in NODES),
     "proxy",
     "hub",
+    # make test runs Prometheus (PROMETHEUS=true, which its make up runs inherit)
+    *(("prometheus",) if os.environ.get("PROMETHEUS") == "true" else ()),
 )
 NODE_DAEMONS = ("sshd", "munge", "slurmd")
 GROWN = f"c{len(NODES) + 1:02d}"  # the node make up NODES=N+1 adds
 PORTS = [("127.0.0.1", p) for p in (8000, 8001, 6817, 6819)] + [(LOGIN_ADDRESS, 8081)]
+PORTS += [("127.0.0.1", 9090)] if "prometheus" in DAEMONS else []
 PORTS += [(node_address(node), port) for node in NODES for port in (22, 6818)]
 
 

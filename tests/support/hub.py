@@ -156,6 +156,12 @@ def demo_password() -> str:
     return yaml.safe_load(SITE_FILE.read_text())["demo"]["password"]
 
 
+def demo_admin() -> tuple[str, str]:
+    """The demo's hub admin and its own password (root-only file `make up` writes)."""
+    prefix = yaml.safe_load(SITE_FILE.read_text())["demo"]["prefix"]
+    return f"{prefix}-admin", Path("/etc/factorylab/demo-admin.password").read_text().strip()
+
+
 def demo_users() -> list[str]:
     """Every demo account `make up` creates: ``demo01`` … ``demo40`` (ansible/roles/users)."""
     demo = yaml.safe_load(SITE_FILE.read_text())["demo"]

@@ -80,11 +80,16 @@ def test_gauges_count_sessions_gpus_and_idle_gpus_without_naming_anyone(snapshot
         _user("demo03", **{"": _session("13", gpus=4, user="demo03")}),
     ]
     rows = list(session_rows(users, snapshot))
-    monitor = SimpleNamespace(snapshot=snapshot, healthy=True)
+    started = []
+    monitor = SimpleNamespace(
+        snapshot=snapshot, healthy=True, ensure_running=lambda: started.append(1)
+    )
     text = _scrape(rows, monitor)
+    assert started, "a scrape starts the monitor's refresh loop (after a hub restart)"
     assert 'factorylab_sessions{partition="gpu",profile="gpu-small",state="running"} 2.0' in text
     assert 'factorylab_sessions{partition="gpu",profile="gpu-small",state="pending"} 1.0' in text
     assert 'factorylab_pending_sessions{reason="Resources"} 1.0' in text
+    assert 'factorylab_pending_sessions{reason="Priority"} 0.0' in text  # always there
     assert 'factorylab_gpus_held{gpu_type="h100",partition="gpu"} 3.0' in text
     assert 'factorylab_gpus_idle{partition="gpu"} 2.0' in text
     assert "factorylab_scheduler_up 1.0" in text
@@ -94,14 +99,20 @@ def test_gauges_count_sessions_gpus_and_idle_gpus_without_naming_anyone(snapshot
             assert len(line.split(" ", 3)[3]) > 20, line
 
 
-def test_scheduler_down_or_not_asked_yet_reads_zero():
-    assert "factorylab_scheduler_up 0.0" in _scrape([], None)
-    assert "factorylab_queue_snapshot_age_seconds -1.0" in _scrape([], None)
-    stale = SimpleNamespace(snapshot=Snapshot(taken_wall=time.time() - 42), healthy=False)
-    text = _scrape([], stale)
+def test_scheduler_down_reads_zero_and_not_asked_yet_reads_nothing():
+    def monitor(taken_wall, healthy):
+        snapshot = Snapshot(taken_wall=taken_wall)
+        return SimpleNamespace(snapshot=snapshot, healthy=healthy, ensure_running=lambda: None)
+
+    for quiet in (None, monitor(0.0, True)):
+        text = _scrape([], quiet)
+        assert "\nfactorylab_scheduler_up " not in text
+        assert "\nfactorylab_queue_snapshot_age_seconds " not in text
+    text = _scrape([], monitor(time.time() - 42, False))
     assert "factorylab_scheduler_up 0.0" in text
     age = float(text.split("\nfactorylab_queue_snapshot_age_seconds ")[1].split()[0])
     assert 41 < age < 60
+    assert "factorylab_scheduler_up 1.0" in _scrape([], monitor(time.time(), True))
 
 
 def test_census_rows_say_where_and_how_long(snapshot):
@@ -133,8 +144,8 @@ def _value(counter, *labels):
 
 
 def test_observe_counts_and_logs_a_session_life(tmp_path):
-    path = tmp_path / "events" / "events.log"
-    path.parent.mkdir()
+    path = tmp_path / "events.log"
+    path.touch()
     assert events.configure(str(path)) is None
     session = _session("21")
     session.job_id = "21"
@@ -168,6 +179,7 @@ def test_observe_counts_and_logs_a_session_life(tmp_path):
 
 
 def test_failures_refusals_and_extensions_are_counted_under_bounded_labels(tmp_path):
+    (tmp_path / "events.log").touch()
     assert events.configure(str(tmp_path / "events.log")) is None
     session = _session("31")
     failures = _value(metrics.SPAWN_FAILURES, "queue-timeout")
@@ -193,15 +205,62 @@ def test_failures_refusals_and_extensions_are_counted_under_bounded_labels(tmp_p
     assert logged == ["failed", "failed", "extended"]
 
 
-def test_the_event_log_rotates_and_refuses_a_directory_it_cannot_write(tmp_path):
-    assert events.configure(str(tmp_path / "e.log"), max_bytes=400, backups=2) is None
-    for _ in range(20):
-        events.record("submitted", user="demo01", server="", job="1", node=None, seconds=0)
+def test_the_event_log_rotates_within_the_files_it_was_given_and_follows_no_link(tmp_path):
+    log = tmp_path / "e.log"
+    for name in ("e.log", "e.log.1", "e.log.2"):
+        (tmp_path / name).touch()
+    assert events.configure(str(log), max_bytes=400, backups=5) is None
+    for number in range(20):
+        events.record("submitted", user="demo01", server="", job=str(number), node=None, seconds=0)
+    # no file was created: .3 to .5 did not exist, so two backups hold the older lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.log", "e.log.1", "e.log.2"]
-    problem = events.configure(str(tmp_path / "missing" / "e.log"))
-    assert "missing" in problem and "not writable" in problem
+    jobs = [
+        [json.loads(line)["job"] for line in (tmp_path / name).read_text().splitlines()]
+        for name in ("e.log.2", "e.log.1", "e.log")
+    ]
+    flat = [int(job) for chunk in jobs for job in chunk]
+    assert flat == sorted(flat) and flat[-1] == 19 and all(jobs), jobs
+    # a missing file, or a link in its place, is refused with a sentence; nothing is created
+    problem = events.configure(str(tmp_path / "missing.log"))
+    assert "missing.log cannot be opened" in problem and "make up creates it" in problem
+    assert not (tmp_path / "missing.log").exists()
+    (tmp_path / "link.log").symlink_to(tmp_path / "e.log.1")
+    assert "cannot be opened" in events.configure(str(tmp_path / "link.log"))
     with pytest.raises(ValueError):
         events.record("exploded")
+
+
+def test_a_broken_metric_or_observer_never_breaks_a_session(monkeypatch, caplog):
+    session = _session("41")
+
+    class Broken:
+        def labels(self, *args):
+            raise RuntimeError("registry gone")
+
+    monkeypatch.setattr(metrics, "SPAWN_FAILURES", Broken())
+    monkeypatch.setattr(metrics, "SPAWN_QUEUE_WAIT", Broken())
+    observe.failed(session, "queue-timeout", "x")  # logged, not raised
+    observe.ready(session, _job("41"))
+    assert "could not record failed" in caplog.text and "could not record ready" in caplog.text
+
+
+def test_a_failed_start_is_not_also_a_stop_and_a_cull_counts_once(tmp_path):
+    (tmp_path / "e.log").touch()
+    assert events.configure(str(tmp_path / "e.log")) is None
+    session = _session("51")
+    observe.starting(session)
+    observe.failed(session, "server-start-timeout", "too slow")
+    observe.stopped(session, "requested")  # JupyterHub stops a failed spawn: no second end
+    culled = _value(metrics.CULLS, "idle")
+    other = _session("52")
+    observe.culled(other, 4000)
+    observe.culled(other, 4010)
+    assert _value(metrics.CULLS, "idle") == culled + 1
+    logged = [json.loads(line) for line in (tmp_path / "e.log").read_text().splitlines()]
+    assert [(line["event"], line["job"]) for line in logged] == [
+        ("failed", "51"),
+        ("culled", "52"),
+    ]
 
 
 def test_slurm_commands_are_counted_by_verb_with_unknown_verbs_folded():

@@ -215,3 +215,12 @@ async def test_observers_hear_each_command_with_its_verb_and_outcome(fake_bin, m
     ]
     assert all(seconds >= 0 for *_, seconds in heard)
     assert heard[2][2] >= 0.5
+
+
+async def test_a_broken_observer_never_fails_a_command(fake_bin, monkeypatch):
+    def broken(*event):
+        raise RuntimeError("metrics gone")
+
+    monkeypatch.setattr(SlurmClient, "observers", [broken])
+    _script(fake_bin, "sbatch", 'echo "8"\n')
+    assert await _client(fake_bin).submit("#!/bin/bash\n", "demo01") == "8"
