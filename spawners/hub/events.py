@@ -90,7 +90,11 @@ class CopyingRotatingHandler(logging.handlers.RotatingFileHandler):
         return open(fd, "a", encoding=self.encoding, closefd=True)
 
     def doRollover(self) -> None:
-        """Shift the content of each file one place down, then empty the current one."""
+        """Shift the content of each file one place down, then empty the current one.
+
+        If a backup cannot be read or written (a full disk, say), rotation stops for good
+        and events keep going to the current file: losing backups beats losing events.
+        """
         if self.stream:
             self.stream.close()
             self.stream = None
@@ -100,10 +104,16 @@ class CopyingRotatingHandler(logging.handlers.RotatingFileHandler):
             if not os.path.isfile(name) or os.path.islink(name):
                 break
             chain.append(name)
-        for newer, older in reversed(list(itertools.pairwise(chain))):
-            _copy_over(newer, older)
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-        os.close(fd)
+        try:
+            if not all(os.access(name, os.R_OK | os.W_OK) for name in chain):
+                raise PermissionError("a backup is not the hub's to read and write")
+            for newer, older in reversed(list(itertools.pairwise(chain))):
+                _copy_over(newer, older)
+            os.close(os.open(self.baseFilename, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW))
+        except OSError as exc:
+            self.maxBytes = 0  # rotation off: shouldRollover() is False from now on
+            log_problem = logging.getLogger("factorylab.hub")
+            log_problem.error("The event log %s no longer rotates: %s", self.baseFilename, exc)
         self.stream = self._open()
 
 

@@ -32,8 +32,8 @@ class HubSettings(Strict):
     events_log: str = Field(
         "/var/log/factorylab/events.log",
         description="The session event log (JSON lines; rotated at 10 MiB into .1 … .5), "
-        "a file under /var/log in a directory root owns: make up creates it and its "
-        "backups for the hub, which never creates a file itself. Empty: no event log.",
+        "an events*.log in root's /var/log/factorylab: make up creates it and its backups "
+        "for the hub, which never creates a file itself. Empty: no event log.",
     )
     named_servers: int = Field(
         2, ge=0, le=50, description="Named servers each user may run besides the default; 0: none."
@@ -63,16 +63,11 @@ class HubSettings(Strict):
 
     @field_validator("events_log")
     @classmethod
-    def _events_log_under_var_log(cls, value: str) -> str:
-        parts = value.split("/")
-        if value and (
-            not value.startswith("/var/log/")
-            or not re.fullmatch(r"[A-Za-z0-9._/-]+", value)
-            or any(part in ("", ".", "..") for part in parts[1:])
-        ):
+    def _events_log_in_factorylab_logs(cls, value: str) -> str:
+        if value and not re.fullmatch(r"/var/log/factorylab/events[A-Za-z0-9_-]*\.log", value):
             raise ValueError(
-                "must be a file under /var/log, e.g. /var/log/factorylab/events.log "
-                "(no '..', no empty part), or empty for no event log"
+                "must be /var/log/factorylab/events.log (or another events*.log there, "
+                "which make up creates for the hub), or empty for no event log"
             )
         return value
 

@@ -230,6 +230,22 @@ def test_the_event_log_rotates_within_the_files_it_was_given_and_follows_no_link
         events.record("exploded")
 
 
+def test_a_rotation_that_fails_keeps_every_event_and_stops_rotating(tmp_path, monkeypatch):
+    for name in ("e.log", "e.log.1"):
+        (tmp_path / name).touch()
+    assert events.configure(str(tmp_path / "e.log"), max_bytes=300, backups=1) is None
+
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(events, "_copy_over", disk_full)
+    for number in range(10):
+        events.record("submitted", user="demo01", server="", job=str(number), node=None, seconds=0)
+    logged = [json.loads(line)["job"] for line in (tmp_path / "e.log").read_text().splitlines()]
+    assert logged == [str(number) for number in range(10)]
+    assert (tmp_path / "e.log.1").read_text() == ""
+
+
 def test_a_broken_metric_or_observer_never_breaks_a_session(monkeypatch, caplog):
     session = _session("41")
 
