@@ -15,8 +15,8 @@ from tornado import web
 
 from spawners.hub import events
 from spawners.hub.census import SessionRow, session_rows
-from spawners.slurm.queue import Snapshot
-from spawners.slurm.services import existing_monitor
+from spawners.site.model import Site
+from spawners.slurm.services import shared_monitor
 
 ROUTE = r"/factorylab/admin"
 TEMPLATE = "factorylab_admin.html"
@@ -57,14 +57,18 @@ def page_rows(rows: list[SessionRow]) -> tuple[list[SessionRow], list[SessionRow
 
 
 class AdminViewHandler(BaseHandler):
-    """The FactoryLab admin view."""
+    """The FactoryLab admin view, from the spawners' own job monitor for ``site``."""
+
+    def initialize(self, site: Site) -> None:
+        """Keep the site whose shared job monitor the page reads."""
+        self.factorylab_site = site
 
     @web.authenticated
     @needs_scope("admin-ui")  # stacked: both scopes are needed
     @needs_scope("admin:servers")
     async def get(self) -> None:
-        monitor = existing_monitor()
-        snapshot = monitor.snapshot if monitor is not None else Snapshot()
+        monitor = shared_monitor(self.factorylab_site)
+        snapshot = monitor.snapshot
         holding, waiting = page_rows(list(session_rows(self.users.values(), snapshot)))
         html = await self.render_template(
             TEMPLATE,
@@ -74,11 +78,11 @@ class AdminViewHandler(BaseHandler):
             duration=duration,
             stop_path=stop_path,
             snapshot_wall=snapshot.taken_wall,
-            scheduler_ok=monitor is not None and monitor.healthy,
+            scheduler_ok=monitor.healthy,
         )
         self.finish(html)
 
 
-def handlers() -> list[tuple[str, type]]:
+def handlers(site: Site) -> list[tuple[str, type, dict]]:
     """Routes to add with ``c.JupyterHub.extra_handlers``."""
-    return [(ROUTE, AdminViewHandler)]
+    return [(ROUTE, AdminViewHandler, {"site": site})]

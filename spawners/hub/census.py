@@ -34,11 +34,6 @@ class SessionRow:
     idle_seconds: float | None
     submitted_at: int
 
-    @property
-    def server_label(self) -> str:
-        """``user`` or ``user/server`` as people write it."""
-        return f"{self.user}/{self.server}" if self.server else self.user
-
 
 def profile_of(session: object) -> str:
     """The profile a session was started with (its accepted options outlive hub restarts)."""

@@ -79,7 +79,7 @@ def configure_hub(c, site_path: str) -> Site:
     c.JupyterHub.extra_handlers = [
         *port_api.handlers(),
         *session_api.handlers(),
-        *admin_page.handlers(),
+        *admin_page.handlers(site),
         (form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(form.STATIC_DIR)}),
     ]
 

@@ -55,8 +55,3 @@ def shared_account_directory(site: Site) -> AccountDirectory:
         directory = AccountDirectory(SlurmClient.for_site(site), site.accounts)
         _directories[key] = directory
     return directory
-
-
-def existing_monitor() -> JobMonitor | None:
-    """The job monitor a spawner of this process made (None before the first)."""
-    return next(iter(_monitors.values()), None)
