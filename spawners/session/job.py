@@ -156,6 +156,9 @@ def render_job_script(spec: JobSpec) -> str:
         source, directory = spec.notebooks
         environment["FACTORYLAB_NOTEBOOKS_SOURCE"] = source
         environment["FACTORYLAB_NOTEBOOKS_TARGET"] = f"{spec.home.rstrip('/')}/{directory}"
+    if not spec.request.gpus:
+        # Nothing for the GPU dashboards to show: leave nvdashboard out, server and Lab.
+        environment["JUPYTER_CONFIG_PATH"] = f"{spec.venv.rstrip('/')}/{WITHOUT_GPU_CONFIG}"
     if spec.tls_files:
         # Internal SSL: the session's key pair and CA, written 0600 by the launcher.
         environment["FACTORYLAB_TLS_FILES"] = json.dumps(dict(spec.tls_files), sort_keys=True)
@@ -176,6 +179,10 @@ def render_job_script(spec: JobSpec) -> str:
     )
     return sign_script(script, spec.signing_key) if spec.signing_key else script
 
+
+#: The Jupyter configuration that sessions without GPUs add (in each image env, from
+#: images/base/overlay): it turns the GPU dashboards (nvdashboard) off.
+WITHOUT_GPU_CONFIG = "etc/factorylab/without-gpu"
 
 #: Variables that never pass from the hub's environment into a session.
 HUB_ONLY_VARIABLES = frozenset({"PATH", "VIRTUAL_ENV", "HOME", "USER", "SHELL", "PYTHONPATH"})

@@ -9,7 +9,7 @@ import pytest
 from spawners.site.images import load_spec
 from spawners.site.loader import load_site
 
-from ..support.hub import proxied, run_in_kernel
+from ..support.hub import lab_page_config, proxied, run_in_kernel
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = load_site(REPO / "hub_config" / "site.local.yaml")
@@ -47,3 +47,6 @@ def test_a_session_in_each_image_imports_its_packages(hub, session):
         # the image's server extensions answer through the hub
         assert proxied(hub, user, "api/metrics/v1", token).status_code == 200
         assert proxied(hub, user, "dask/clusters", token).status_code == 200
+        # no GPU, so no GPU dashboards: nvdashboard is off on the server and in the Lab
+        assert proxied(hub, user, "nvdashboard/accelerators/check", token).status_code == 404
+        assert "jupyterlab-nvdashboard" in lab_page_config(hub, user, token)["disabledExtensions"]

@@ -17,7 +17,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from ..support.browser import ARTIFACTS, chromium
-from ..support.hub import HUB_URL, demo_admin, demo_password, job_id_of, login, wait_gone
+from ..support.hub import HUB_URL, demo_admin, demo_password, job_id_of, login, proxied, wait_gone
 from ..support.metrics import (
     EVENTS_LOG,
     METRICS_TOKEN_FILE,
@@ -71,6 +71,9 @@ def test_a_gpu_spawn_is_counted_logged_scraped_and_listed_for_admins(hub, sessio
     )
     assert total(after, sbatch, verb="squeue") > total(before, sbatch, verb="squeue")
     assert total(after, "factorylab_scheduler_up") == 1
+    # a session with a GPU has the GPU dashboards (sessions without one do not: test_images)
+    token = hub.user_token(USER)
+    assert proxied(hub, USER, "nvdashboard/accelerators/check", token).status_code == 200
 
     # the event log: one JSON line per step, with user, job, node and seconds
     lines = events_of(job)

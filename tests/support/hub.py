@@ -212,6 +212,17 @@ def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **k
     return requests.request(method, url, headers=headers, timeout=30, **kwargs)
 
 
+def lab_page_config(hub: Hub, user: str, token: str) -> dict:
+    """The page configuration JupyterLab's page carries (``jupyter-config-data``)."""
+    page = proxied(hub, user, "lab", token)
+    page.raise_for_status()
+    found = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page.text, re.S
+    )
+    assert found, "the Lab page carries no jupyter-config-data"
+    return json.loads(found.group(1))
+
+
 def send_execute(socket, code: str, user: str = "test") -> str:
     """Send an execute_request for ``code`` over a kernel's websocket; return its msg_id."""
     msg_id = uuid.uuid4().hex

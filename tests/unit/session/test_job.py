@@ -1,10 +1,11 @@
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from spawners.session.job import JobSpec, render_job_script
+from spawners.session.job import WITHOUT_GPU_CONFIG, JobSpec, render_job_script
 from spawners.session.request import parse_request
 
 
@@ -38,6 +39,18 @@ def test_cpu_script(site):
 def test_gpu_script_requests_gres(site):
     options = _sbatch_options(render_job_script(_spec(site, {"partition": "gpu", "gpus": "1"})))
     assert "--gres=gpu:1" in options and "--partition=gpu" in options
+
+
+def test_only_sessions_with_gpus_load_the_gpu_dashboards(site):
+    cpu = render_job_script(_spec(site))
+    gpu = render_job_script(_spec(site, {"partition": "gpu", "gpus": "1"}))
+    assert "export JUPYTER_CONFIG_PATH=/opt/factorylab/envs/base/etc/factorylab/without-gpu" in cpu
+    assert "JUPYTER_CONFIG_PATH" not in gpu
+    overlay = Path(__file__).parents[3] / "images/base/overlay" / WITHOUT_GPU_CONFIG
+    server = json.loads((overlay / "jupyter_server_config.json").read_text())
+    assert server["ServerApp"]["jpserver_extensions"] == {"jupyterlab_nvdashboard": False}
+    lab = json.loads((overlay / "labconfig/page_config.json").read_text())
+    assert lab["disabledExtensions"] == {"jupyterlab-nvdashboard": True}
 
 
 def test_environment_values_cannot_inject(site, tmp_path):
