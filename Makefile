@@ -26,7 +26,7 @@ help:
 	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
 	@echo "make unit    unit tests and the doctests in spawners/ (no cluster needed)"
-	@echo "make bench   cold spawn, 40-user burst, Dask scale-up and time to first cell (browser)"
+	@echo "make bench   cold spawn, 40-user burst, Dask scale-up, first cell (browser), memory, extensions"
 	@echo "             vs plain batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
 	@echo "Needs Debian 12, root, make and git; the targets install the rest (python3-venv too)."
@@ -122,3 +122,5 @@ bench: venv up browser
 	$(PY) -m bench.burst
 	$(PY) -m bench.dask_scale
 	$(PY) -m bench.first_cell
+	$(PY) -m bench.memory
+	$(PY) -m bench.extensions

@@ -1,0 +1,123 @@
+"""Memory of an idle session: the PSS of all its processes, no kernel.
+
+Each run starts one session each way, as the cold-spawn benchmark does (the floor: a bare
+``jupyter-lab`` from the base env by ``sbatch``; FactoryLab's "Start"; plain batchspawner
+1.3), waits until each answers, lets them sit idle for :data:`SETTLE` s, and then sums
+the proportional set size (``/proc/PID/smaps_rollup``) of every process of each session's
+user: the launcher and the server for FactoryLab, the server for the floor. Slurm's own
+``slurmstepd`` (root's, the same for every job) is not counted. PSS shares the pages of
+the env's libraries among the three sessions, as a node packing many Labs would.
+
+Writes ``bench/results/memory.json``. Run as root after ``make up`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import FLOOR_ENV, RESULTS, BatchspawnerHub, run_floor, run_hub
+from tests.support.hub import ADMIN_TOKEN_FILE, Hub
+
+RUNS = int(os.environ.get("BENCH_MEMORY_RUNS", "3"))
+SETTLE = 10.0
+TARGET = 1.15
+USERS = {"floor": "demo26", "factorylab": "demo27", "batchspawner": "demo28"}
+
+
+def user_pids(uid: int) -> list[int]:
+    """The processes whose real uid is ``uid``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            if int(uids.split()[1]) == uid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def pss_of_user(user: str) -> tuple[float, int]:
+    """(PSS in MiB, process count) of every process of ``user``."""
+    uid = int(subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout)
+    total, count = 0, 0
+    for pid in user_pids(uid):
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        total += next(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+        count += 1
+    return total / 1024, count
+
+
+def one_run(factorylab: Hub, batchspawner: Hub) -> dict[str, dict]:
+    """Start one idle session each way, measure all three together, stop them."""
+    _, floor_job = run_floor(USERS["floor"], FLOOR_ENV, keep=True)
+    try:
+        run_hub(factorylab, USERS["factorylab"], keep=True)
+        run_hub(batchspawner, USERS["batchspawner"], keep=True)
+        time.sleep(SETTLE)
+        measured = {}
+        for name, user in USERS.items():
+            pss, processes = pss_of_user(user)
+            measured[name] = {"pss_mib": round(pss, 1), "processes": processes}
+        return measured
+    finally:
+        subprocess.run(["scancel", floor_job], check=False)
+        factorylab.stop(USERS["factorylab"])
+        batchspawner.stop(USERS["batchspawner"])
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        sys.exit("make bench runs as root, after make up")
+    factorylab = Hub(ADMIN_TOKEN_FILE.read_text().strip())
+    runs: list[dict[str, dict]] = []
+    with BatchspawnerHub() as batchspawner:
+        for i in range(RUNS):
+            runs.append(one_run(factorylab, batchspawner))
+            print(
+                f"run {i + 1}/{RUNS}: "
+                + ", ".join(
+                    f"{name} {m['pss_mib']:.0f} MiB in {m['processes']} processes"
+                    for name, m in runs[-1].items()
+                ),
+                flush=True,
+            )
+            time.sleep(5)  # the stopped servers exit before the next run
+    medians = {name: statistics.median(run[name]["pss_mib"] for run in runs) for name in USERS}
+    ratios = {
+        "factorylab_vs_floor": round(medians["factorylab"] / medians["floor"], 3),
+        "batchspawner_vs_floor": round(medians["batchspawner"] / medians["floor"], 3),
+    }
+    report = {
+        "benchmark": "memory",
+        "what": f"PSS (MiB) of all processes of an idle session, {SETTLE:.0f} s after it "
+        "answered, no kernel",
+        "runs": runs,
+        "median_pss_mib": medians,
+        "target": {"factorylab_vs_floor": TARGET},
+        "ratios": ratios,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, value in medians.items():
+        print(f"{name:<14}{value:>8.1f} MiB {value / medians['floor']:>6.2f} x floor")
+    print(f"target: FactoryLab ≤ {TARGET} x floor; written to {RESULTS / 'memory.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
