@@ -8,6 +8,10 @@ Each variant is measured in turns, ``RUNS`` times: the server's own CPU-seconds 
 ``/api/status`` first answers, and again with its PSS (``smaps_rollup``) once it has
 been idle for ``SETTLE`` s. An extension's cost is "all" minus "all but it".
 
+Starts are noisy on 2 cores (about ±0.15 CPU-s), so each extension's import is also
+timed alone, in a process that has already imported Jupyter Server and JupyterLab, with
+JupyterHub's single-user server as one more line.
+
 No Slurm and no hub: this isolates the server. `bench.memory` measures whole sessions.
 """
 
@@ -26,7 +30,8 @@ from pathlib import Path
 
 from bench.common import BASE_ENV, RESULTS, free_port, wait_http
 
-RUNS = 3
+RUNS = 5
+IMPORT_RUNS = 5
 SETTLE = 4.0
 USER = "demo40"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -101,8 +106,38 @@ def start_once(disabled: list[str], cold_bytecode: bool = False) -> dict:
     return ready
 
 
+IMPORT_PROBE = """
+import sys, time
+import jupyter_server.serverapp, jupyterlab.labapp
+began = time.process_time()
+__import__(sys.argv[1])
+print(time.process_time() - began)
+"""
+
+
+def import_cost(module: str, env: Path = BASE_ENV) -> float:
+    """CPU-seconds to import ``module`` in a process that has Jupyter Server and
+    JupyterLab already (what the module adds to a server's start), from ``env``."""
+    out = subprocess.run(
+        [str(env / "bin/python"), "-c", IMPORT_PROBE, module],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out)
+
+
 def main() -> int:
     extensions = enabled_extensions()
+    # each extension's import, and the hub's single-user server, on top of jupyter-lab's
+    modules = [*extensions, "jupyterhub.singleuser"]
+    imports = {
+        module: round(statistics.median(import_cost(module) for _ in range(IMPORT_RUNS)), 3)
+        for module in modules
+    }
+    print(f"{'import, on top of jupyter-lab':40} {'CPU-s':>7}")
+    for module, seconds in imports.items():
+        print(f"{module:40} {seconds:7.3f}")
     variants: dict[str, dict] = {"all": {"disabled": []}}
     variants |= {f"all but {name}": {"disabled": [name]} for name in extensions}
     variants["jupyterlab only"] = {"disabled": extensions}
@@ -139,6 +174,7 @@ def main() -> int:
         "samples": samples,
         "medians": medians,
         "all_minus_variant": costs,
+        "import_cpu_seconds_on_top_of_jupyter_lab": imports,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "extensions.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -45,20 +45,20 @@ def user_pids(uid: int) -> list[int]:
     return pids
 
 
-def pss_of_user(user: str) -> tuple[float, int]:
-    """(PSS in MiB, process count) of every process of ``user``."""
+def pss_of_user(user: str) -> tuple[float, dict[str, float]]:
+    """(PSS in MiB, PSS in MiB by command) of every process of ``user``."""
     uid = int(subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout)
-    total, count = 0, 0
+    by_command: dict[str, float] = {}
     for pid in user_pids(uid):
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # ended meanwhile
-        total += next(
-            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
-        )
-        count += 1
-    return total / 1024, count
+        kib = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        command = " ".join(Path(a.decode()).name for a in argv[:3] if a)
+        by_command[command] = round(by_command.get(command, 0) + kib / 1024, 1)
+    return round(sum(by_command.values()), 1), by_command
 
 
 def one_run(factorylab: Hub, batchspawner: Hub) -> dict[str, dict]:
@@ -70,8 +70,8 @@ def one_run(factorylab: Hub, batchspawner: Hub) -> dict[str, dict]:
         time.sleep(SETTLE)
         measured = {}
         for name, user in USERS.items():
-            pss, processes = pss_of_user(user)
-            measured[name] = {"pss_mib": round(pss, 1), "processes": processes}
+            pss, by_command = pss_of_user(user)
+            measured[name] = {"pss_mib": pss, "by_command": by_command}
         return measured
     finally:
         subprocess.run(["scancel", floor_job], check=False)
@@ -90,7 +90,7 @@ def main() -> int:
             print(
                 f"run {i + 1}/{RUNS}: "
                 + ", ".join(
-                    f"{name} {m['pss_mib']:.0f} MiB in {m['processes']} processes"
+                    f"{name} {m['pss_mib']:.0f} MiB ({m['by_command']})"
                     for name, m in runs[-1].items()
                 ),
                 flush=True,

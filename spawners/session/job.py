@@ -24,6 +24,13 @@ from spawners.site.types import SLURM_NAME, is_valid_username
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
 
+#: The in-job launcher, in the order the job script joins its parts (templates/).
+LAUNCHER_PARTS = ("session_files.py", "session_launcher.py")
+
+#: The Jupyter configuration that sessions without GPUs add (in each image env, from
+#: images/base/overlay): it turns the GPU dashboards (nvdashboard) off.
+WITHOUT_GPU_CONFIG = "etc/factorylab/without-gpu"
+
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     undefined=jinja2.StrictUndefined,
@@ -176,13 +183,10 @@ def render_job_script(spec: JobSpec) -> str:
         server_args=list(spec.server_args),
         environment=environment,
         container=container_prefix(spec.apptainer, spec.binds, spec.request.gpus),
+        launcher_parts=LAUNCHER_PARTS,
     )
     return sign_script(script, spec.signing_key) if spec.signing_key else script
 
-
-#: The Jupyter configuration that sessions without GPUs add (in each image env, from
-#: images/base/overlay): it turns the GPU dashboards (nvdashboard) off.
-WITHOUT_GPU_CONFIG = "etc/factorylab/without-gpu"
 
 #: Variables that never pass from the hub's environment into a session.
 HUB_ONLY_VARIABLES = frozenset({"PATH", "VIRTUAL_ENV", "HOME", "USER", "SHELL", "PYTHONPATH"})

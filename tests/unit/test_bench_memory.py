@@ -11,8 +11,9 @@ from bench.memory import pss_of_user, user_pids
 def test_a_users_processes_and_their_pss():
     me = pwd.getpwuid(os.getuid()).pw_name
     assert os.getpid() in user_pids(os.getuid())
-    pss, processes = pss_of_user(me)
-    assert processes >= 1 and pss >= pss_mib(os.getpid()) > 1
+    pss, by_command = pss_of_user(me)
+    assert by_command and pss >= pss_mib(os.getpid()) > 1
+    assert pss == round(sum(by_command.values()), 1)
 
 
 def test_own_cpu_seconds_grow_with_work():

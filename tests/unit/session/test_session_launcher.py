@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -16,13 +17,19 @@ from pathlib import Path
 
 import pytest
 
-LAUNCHER = (
-    Path(__file__).resolve().parents[3]
-    / "spawners"
-    / "session"
-    / "templates"
-    / "session_launcher.py"
-)
+from spawners.session.job import LAUNCHER_PARTS
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "spawners" / "session" / "templates"
+
+
+def _joined_launcher() -> Path:
+    """The launcher as the job script carries it: its parts joined, in one file."""
+    path = Path(tempfile.mkdtemp(prefix="factorylab-launcher-")) / "session_launcher.py"
+    path.write_text("".join((TEMPLATES / part).read_text() for part in LAUNCHER_PARTS))
+    return path
+
+
+LAUNCHER = _joined_launcher()
 
 FAKE_SERVER = textwrap.dedent(
     """\
@@ -353,3 +360,40 @@ def test_dask_tls_files_replace_links_never_write_through_them(site, tmp_path):
     assert victim.read_text() == "not a key\n"
     assert not (folder / "session.key").is_symlink()
     assert oct((folder / "session.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_launcher_keeps_no_tls_library_for_the_session(site, fake_server, tmp_path):
+    """The certificates and the port report are made in children that exit: what they
+    load (cryptography, ssl) does not stay in the launcher's memory for the session."""
+    env, session = _dask_session(site, tmp_path)
+    env.pop("PATH")
+    hub = Hub()
+    proc = _launch(fake_server, hub, **env)
+    proc.stdin.write(LAUNCHER.read_text())
+    proc.stdin.close()
+    deadline = time.monotonic() + 15
+    while not hub.reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert hub.reports, proc.stdout.read() if proc.poll() is not None else "no report"
+        assert (session / "dask-tls" / "ca.crt").exists()
+        assert (session / "dask" / "factorylab-session.yaml").exists()
+        mapped = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "cryptography" not in mapped and "_ssl" not in mapped
+        modules = set(Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0"))
+        assert "-I" in modules  # still the launcher itself, not an exec'd program
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        hub.server.shutdown()
+
+
+def test_a_failed_step_in_a_child_is_reported_with_its_message(tmp_path):
+    launcher = runpy.run_path(str(LAUNCHER))
+
+    def refuse():
+        raise OSError("the folder is another user's")
+
+    with pytest.raises(launcher["StepFailed"], match="another user's"):
+        launcher["in_child"](refuse)
+    launcher["in_child"](lambda: None)  # a step that succeeds raises nothing

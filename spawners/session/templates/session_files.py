@@ -1,0 +1,200 @@
+"""Runs inside a session job, before session_launcher.py (the job script joins the two):
+the files a session needs before its server starts. Stdlib only, any Python 3.8+ image;
+the Dask certificates also need ``cryptography``, which every image has (jupyterhub
+requires it, via certipy).
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import time
+
+#: Dask certificates outlast any session, even extended: their CA is made for one job and
+#: its key never leaves memory, so the expiry is no part of the protection.
+DASK_TLS_DAYS = 366
+
+
+def node_address():
+    """The address the node's host name resolves to: what other nodes use to reach it."""
+    name = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    for candidate in (socket.gethostname(), name):
+        try:
+            return socket.gethostbyname(candidate)
+        except OSError:
+            continue
+    return "127.0.0.1"
+
+
+def write_dask_config(started):
+    """Fill in what only the job knows and write the config where Dask reads it."""
+    text = os.environ.pop("FACTORYLAB_DASK_CONFIG", "")
+    directory = os.environ.get("DASK_CONFIG")
+    if not text or not directory:
+        return
+    walltime = int(os.environ.get("FACTORYLAB_WALLTIME_SECONDS", "0"))
+    margin = int(os.environ.get("FACTORYLAB_DASK_DEADLINE_MARGIN", "0"))
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started + walltime - margin))
+    text = text.replace("@SESSION_END@", end).replace("@NODE_ADDRESS@", node_address())
+    json.loads(text)  # still valid JSON (and so valid YAML) after the substitution
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "factorylab-session.yaml")
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text + "\n")
+    os.replace(path + ".tmp", path)
+    print(f"FactoryLab: Dask configuration for SLURMCluster() in {path}", flush=True)
+
+
+def make_dask_certificates(names, addresses, days=DASK_TLS_DAYS):
+    """A new CA and one certificate it signs, for servers and clients alike (PEM bytes).
+
+    Returns ``{"ca": ..., "cert": ..., "key": ...}``; the CA's key is dropped, so it never
+    signs anything else. Distributed checks no host names; the node's go in all the same.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Python 3.8+)
+    job = os.environ.get("SLURM_JOB_ID") or f"pid {os.getpid()}"
+    label = f"FactoryLab Dask {os.environ.get('USER') or os.getuid()} job {job}"
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label[:56] + " CA")])
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    unused = "content_commitment key_encipherment data_encipherment key_agreement"
+    unused = dict.fromkeys((unused + " encipher_only decipher_only").split(), False)
+
+    def sign(subject, public_key, ca, *extensions):
+        builder = x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+        builder = builder.public_key(public_key).serial_number(x509.random_serial_number())
+        builder = builder.not_valid_before(now - datetime.timedelta(hours=1))  # nodes' clocks
+        builder = builder.not_valid_after(now + datetime.timedelta(days=days))
+        usage = x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **unused)
+        builder = builder.add_extension(x509.BasicConstraints(ca, 0 if ca else None), True)
+        builder = builder.add_extension(usage, True)
+        for extension in (x509.SubjectKeyIdentifier.from_public_key(public_key), *extensions):
+            builder = builder.add_extension(extension, False)
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    alternative = [x509.DNSName(name) for name in names]
+    alternative += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    roles = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert = sign(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label[:64])]),
+        key.public_key(),
+        False,
+        x509.ExtendedKeyUsage(roles),
+        x509.SubjectAlternativeName(alternative),
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+    )
+    pem = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    return {
+        "ca": sign(ca_name, ca_key.public_key(), True),
+        "cert": cert,
+        "key": key.private_bytes(*pem, serialization.NoEncryption()),
+    }
+
+
+def write_private_files(directory, files):
+    """Write ``files`` (``{name: bytes}``) as 0600 files into ``directory``, made 0700.
+
+    The directory must be this user's and no symbolic link; each file is written under a
+    new temporary name, then renamed over the old one: no write follows a link.
+    """
+    os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    if os.path.islink(directory):
+        raise OSError(f"{directory} is a symbolic link: no keys written there")
+    folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.fstat(folder).st_uid != os.geteuid():
+            raise OSError(f"{directory} is another user's: no keys written there")
+        os.fchmod(folder, 0o700)
+        for name, data in files.items():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f".{name}.tmp", dir_fd=folder)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(f".{name}.tmp", flags, 0o600, dir_fd=folder), "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(data)
+            os.replace(f".{name}.tmp", name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def write_dask_tls():
+    """Make this job's Dask CA, certificate and key where the Dask configuration names them.
+
+    First the previous job's configuration goes (it names the previous job's files): if
+    this fails, the session has no Dask configuration rather than a stale one.
+    """
+    text = os.environ.get("FACTORYLAB_DASK_CONFIG", "")
+    directory = os.environ.get("DASK_CONFIG")
+    if not text or not directory:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, "factorylab-session.yaml"))
+    tls = json.loads(text).get("distributed", {}).get("comm", {}).get("tls")
+    if not tls:
+        return
+    paths = {"ca": tls["ca-file"], **tls["scheduler"]}  # the same pair for every role
+    folder = os.path.dirname(paths["ca"])
+    if any(tls[role] != tls["scheduler"] for role in ("worker", "client")) or not (
+        os.path.isabs(folder) and {os.path.dirname(p) for p in paths.values()} == {folder}
+    ):
+        raise ValueError("the Dask TLS files are not one CA, certificate and key in one folder")
+    names = {socket.gethostname(), os.environ.get("SLURMD_NODENAME") or "", "localhost"}
+    plain = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+    names = sorted(n for n in names if n and set(n.lower()) <= plain)
+    pems = make_dask_certificates(names, sorted({node_address(), "127.0.0.1"}))
+    write_private_files(folder, {os.path.basename(paths[kind]): pems[kind] for kind in pems})
+    print(f"FactoryLab: Dask TLS certificates (a CA made for this job) in {folder}", flush=True)
+
+
+def write_tls_files():
+    """Internal SSL: write the session's key pair and the CA the hub sent (0600, 0700 dir)."""
+    files = json.loads(os.environ.pop("FACTORYLAB_TLS_FILES", "") or "{}")
+    for path, text in files.items():
+        write_private_files(os.path.dirname(path), {os.path.basename(path): text.encode()})
+
+
+def deliver_notebooks():
+    """Copy the site's starter notebooks into the user's folder, never over their files.
+
+    A file is copied once: if the user edits it, their version stays; if they delete
+    it, it does not come back (``.factorylab-delivered`` lists what was delivered). New
+    notebooks the site adds later arrive at the next session.
+    """
+    source = os.environ.pop("FACTORYLAB_NOTEBOOKS_SOURCE", "")
+    target = os.environ.pop("FACTORYLAB_NOTEBOOKS_TARGET", "")
+    if not source or not target or not os.path.isdir(source):
+        return
+    manifest = os.path.join(target, ".factorylab-delivered")
+    try:
+        with open(manifest) as handle:
+            delivered = {line.rstrip("\n") for line in handle}
+    except OSError:
+        delivered = set()
+    copied = []
+    for root, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(root, name), source)
+            if name.startswith(".") or relative in delivered:
+                continue
+            destination = os.path.join(target, relative)
+            if not os.path.lexists(destination):
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                shutil.copyfile(os.path.join(root, name), destination)
+                copied.append(relative)
+            delivered.add(relative)
+    os.makedirs(target, exist_ok=True)
+    with open(manifest, "w") as handle:
+        handle.writelines(f"{line}\n" for line in sorted(delivered))
+    if copied:
+        print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
