@@ -1,5 +1,6 @@
 """The images' venv target, as `make images` built it, and a session in each image."""
 
+import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,15 @@ def test_venv_holds_exactly_the_pins(name):
             installed[package.lower().replace("_", "-")] = version.split("+")[0]
     for package, version in spec.pins.items():
         assert installed.get(package.replace("_", "-")) == version, package
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_language_servers_are_found_once_when_the_image_is_built(name):
+    """images/base/post-install.sh wrote what jupyter-lsp found; no server start scans."""
+    venv = Path(SITE.images[name].venv)
+    config = venv / "etc/jupyter/jupyter_server_config.d/factorylab-language-servers.json"
+    settings = json.loads(config.read_text())["LanguageServerManager"]
+    assert settings["autodetect"] is False and isinstance(settings["language_servers"], dict)
 
 
 def test_a_session_in_each_image_imports_its_packages(hub, session):

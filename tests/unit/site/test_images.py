@@ -102,10 +102,11 @@ def test_definition_installs_exactly_the_spec(name, site):
     assert site.images[name].venv == spec.venv
 
 
-def test_chip_warms_its_yosys_cache_in_both_targets():
+def test_post_install_scripts_run_base_first_in_both_targets():
+    # every image finds its language servers once (base); chip also warms its Yosys cache
     spec = load_spec(IMAGES, "chip")
-    assert post_install_scripts(IMAGES, spec) == ["chip/post-install.sh"]
-    assert post_install_scripts(IMAGES, load_spec(IMAGES, "climate")) == []
+    assert post_install_scripts(IMAGES, spec) == ["base/post-install.sh", "chip/post-install.sh"]
+    assert post_install_scripts(IMAGES, load_spec(IMAGES, "climate")) == ["base/post-install.sh"]
 
 
 def test_bad_specs_name_the_file_and_line(tmp_path):
