@@ -4,9 +4,11 @@ Each run starts one session each way, as the cold-spawn benchmark does (the floo
 ``jupyter-lab`` from the base env by ``sbatch``; FactoryLab's "Start"; plain batchspawner
 1.3), waits until each answers, lets them sit idle for :data:`SETTLE` s, and then sums
 the proportional set size (``/proc/PID/smaps_rollup``) of every process of each session's
-user: the launcher and the server for FactoryLab, the server for the floor. Slurm's own
-``slurmstepd`` (root's, the same for every job) is not counted. PSS shares the pages of
-the env's libraries among the three sessions, as a node packing many Labs would.
+job (those whose environment holds its ``SLURM_JOB_ID``): the launcher and the server
+for FactoryLab, the server for the floor. Slurm's own ``slurmstepd`` (root's, the same
+for every job) is not counted. The floor and FactoryLab run from the same env, so PSS
+shares its libraries' pages between them, as on a node packing many Labs; batchspawner
+runs from its own env, so its figure carries its libraries whole.
 
 Writes ``bench/results/memory.json``. Run as root after ``make up`` (``make bench``).
 """
@@ -30,26 +32,25 @@ TARGET = 1.15
 USERS = {"floor": "demo26", "factorylab": "demo27", "batchspawner": "demo28"}
 
 
-def user_pids(uid: int) -> list[int]:
-    """The processes whose real uid is ``uid``."""
+def job_pids(job: str) -> list[int]:
+    """The processes of Slurm job ``job``: those whose environment names it."""
+    marker = f"SLURM_JOB_ID={job}".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                status = (entry / "status").read_text()
+                environment = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
-                continue
-            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
-            if int(uids.split()[1]) == uid:
+                continue  # ended meanwhile, or a kernel thread
+            if marker in environment:
                 pids.append(int(entry.name))
     return pids
 
 
-def pss_of_user(user: str) -> tuple[float, dict[str, float]]:
-    """(PSS in MiB, PSS in MiB by command) of every process of ``user``."""
-    uid = int(subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout)
+def pss_of_job(job: str) -> tuple[float, dict[str, float]]:
+    """(PSS in MiB, PSS in MiB by command) of every process of ``job``."""
     by_command: dict[str, float] = {}
-    for pid in user_pids(uid):
+    for pid in job_pids(job):
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -57,8 +58,21 @@ def pss_of_user(user: str) -> tuple[float, dict[str, float]]:
             continue  # ended meanwhile
         kib = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
         command = " ".join(Path(a.decode()).name for a in argv[:3] if a)
-        by_command[command] = round(by_command.get(command, 0) + kib / 1024, 1)
-    return round(sum(by_command.values()), 1), by_command
+        by_command[command] = by_command.get(command, 0) + kib / 1024
+    return round(sum(by_command.values()), 1), {k: round(v, 1) for k, v in by_command.items()}
+
+
+def only_job_of(user: str) -> str:
+    """The one job ``user`` has (each benchmarked user runs exactly one)."""
+    jobs = subprocess.run(
+        ["squeue", "--noheader", f"--user={user}", "--states=RUNNING", "--format=%i"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if len(jobs) != 1:
+        raise RuntimeError(f"{user} should have one job, has {jobs or 'none'}")
+    return jobs[0]
 
 
 def one_run(factorylab: Hub, batchspawner: Hub) -> dict[str, dict]:
@@ -68,10 +82,12 @@ def one_run(factorylab: Hub, batchspawner: Hub) -> dict[str, dict]:
         run_hub(factorylab, USERS["factorylab"], keep=True)
         run_hub(batchspawner, USERS["batchspawner"], keep=True)
         time.sleep(SETTLE)
+        jobs = {"floor": floor_job}
+        jobs |= {name: only_job_of(USERS[name]) for name in ("factorylab", "batchspawner")}
         measured = {}
-        for name, user in USERS.items():
-            pss, by_command = pss_of_user(user)
-            measured[name] = {"pss_mib": pss, "by_command": by_command}
+        for name, job in jobs.items():
+            pss, by_command = pss_of_job(job)
+            measured[name] = {"job": job, "pss_mib": pss, "by_command": by_command}
         return measured
     finally:
         subprocess.run(["scancel", floor_job], check=False)

@@ -38,12 +38,33 @@ def test_venv_holds_exactly_the_pins(name):
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_language_servers_are_found_once_when_the_image_is_built(name):
-    """images/base/post-install.sh wrote what jupyter-lsp found; no server start scans."""
+def test_the_server_loads_the_images_settings_no_scan_no_installer(name):
+    """What a user's server loads from the env: no language-server scan at each start
+    (images/base/post-install.sh listed what the build found), a read-only extension
+    manager (users cannot install into the shared image)."""
     venv = Path(SITE.images[name].venv)
-    config = venv / "etc/jupyter/jupyter_server_config.d/factorylab-language-servers.json"
-    settings = json.loads(config.read_text())["LanguageServerManager"]
-    assert settings["autodetect"] is False and isinstance(settings["language_servers"], dict)
+    loaded = subprocess.run(
+        [
+            "sudo",
+            "-u",
+            "demo05",
+            "env",
+            "HOME=/home/demo05",
+            f"{venv}/bin/jupyter-lab",
+            "--show-config-json",
+        ],
+        cwd="/tmp",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    config = json.loads(loaded)
+    assert config["LanguageServerManager"]["autodetect"] is False
+    assert config["LabApp"]["extension_manager"] == "readonly"
+    listed = venv / "etc/jupyter/jupyter_server_config.d/factorylab-language-servers.json"
+    assert isinstance(
+        json.loads(listed.read_text())["LanguageServerManager"]["language_servers"], dict
+    )
 
 
 def test_a_session_in_each_image_imports_its_packages(hub, session):

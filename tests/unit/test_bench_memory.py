@@ -2,18 +2,23 @@
 
 import json
 import os
-import pwd
+import subprocess
 
 from bench.extensions import enabled_extensions, own_cpu_seconds, pss_mib
-from bench.memory import pss_of_user, user_pids
+from bench.memory import job_pids, pss_of_job
 
 
-def test_a_users_processes_and_their_pss():
-    me = pwd.getpwuid(os.getuid()).pw_name
-    assert os.getpid() in user_pids(os.getuid())
-    pss, by_command = pss_of_user(me)
-    assert by_command and pss >= pss_mib(os.getpid()) > 1
-    assert pss == round(sum(by_command.values()), 1)
+def test_a_jobs_processes_and_their_pss():
+    job = f"bench-test-{os.getpid()}"  # what Slurm puts in every process of a job
+    with subprocess.Popen(["sleep", "30"], env={"SLURM_JOB_ID": job}) as sleeper:
+        try:
+            assert job_pids(job) == [sleeper.pid]
+            assert job_pids(job + "0") == []  # another job's number is not a prefix match
+            pss, by_command = pss_of_job(job)
+            assert list(by_command) == ["sleep 30"] and 0 < pss < 10
+            assert pss == round(pss_mib(sleeper.pid), 1)
+        finally:
+            sleeper.kill()
 
 
 def test_own_cpu_seconds_grow_with_work():

@@ -40,24 +40,32 @@ def in_child(step, *args):
     """Run ``step(*args)`` in a forked child and wait for it; raise StepFailed if it fails.
 
     Whatever the step imports is freed when the child exits, instead of staying in the
-    launcher's memory (about 12 MiB for ``cryptography``, ``urllib.request`` and ``ssl``)
+    launcher's memory (about 14 MiB for ``cryptography``, ``urllib.request`` and ``ssl``)
     while the session lives. A step may not change the environment: the child's is its own.
     """
     reader, writer = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        code = 0
-        try:
-            step(*args)
-        except BaseException as exc:
-            code = 1
-            os.write(writer, (str(exc) or type(exc).__name__).encode(errors="replace"))
+    try:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+        pid = os.fork()
+    except BaseException:
+        os.close(reader)
+        os.close(writer)
+        raise
+    if pid == 0:  # the child never returns into the launcher's code: os._exit, always
+        code = 1
+        try:
+            os.close(reader)
+            step(*args)
+            code = 0
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                os.write(writer, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+        finally:
+            with contextlib.suppress(BaseException):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
     os.close(writer)
     with os.fdopen(reader, "rb") as pipe:
         message = pipe.read().decode(errors="replace")
@@ -228,7 +236,7 @@ def main():
     child, port = start_server(server, args)
     try:
         in_child(post_to_hub, "port", {"port": port})
-    except StepFailed as exc:
+    except (OSError, StepFailed) as exc:
         os.kill(child, signal.SIGTERM)
         sys.exit(f"FactoryLab: could not report the session port to the hub: {exc}")
     print(f"FactoryLab: server listening on port {port}, reported to the hub", flush=True)

@@ -41,14 +41,26 @@ def test_gpu_script_requests_gres(site):
     assert "--gres=gpu:1" in options and "--partition=gpu" in options
 
 
+VENV = "/opt/factorylab/envs/base"
+
+
 def test_only_sessions_with_gpus_load_the_gpu_dashboards(site):
     cpu = render_job_script(_spec(site))
     gpu = render_job_script(_spec(site, {"partition": "gpu", "gpus": "1"}))
     assert "export JUPYTER_CONFIG_PATH=/opt/factorylab/envs/base/etc/factorylab/without-gpu" in cpu
     assert "JUPYTER_CONFIG_PATH" not in gpu
+    # a path the site gives sessions stays, after FactoryLab's
+    site_path = _spec(site, environment={"JUPYTER_CONFIG_PATH": "/site/jupyter"})
+    assert f"JUPYTER_CONFIG_PATH={VENV}/{WITHOUT_GPU_CONFIG}:/site/jupyter" in render_job_script(
+        site_path
+    )
+    # in jupyter_server_config.d, which merges by extension: no other setting is replaced
     overlay = Path(__file__).parents[3] / "images/base/overlay" / WITHOUT_GPU_CONFIG
-    server = json.loads((overlay / "jupyter_server_config.json").read_text())
-    assert server["ServerApp"]["jpserver_extensions"] == {"jupyterlab_nvdashboard": False}
+    server = json.loads(
+        (overlay / "jupyter_server_config.d/factorylab-without-gpu.json").read_text()
+    )
+    assert server == {"ServerApp": {"jpserver_extensions": {"jupyterlab_nvdashboard": False}}}
+    assert {p.name for p in overlay.iterdir()} == {"labconfig", "jupyter_server_config.d"}
     lab = json.loads((overlay / "labconfig/page_config.json").read_text())
     assert lab["disabledExtensions"] == {"jupyterlab-nvdashboard": True}
 

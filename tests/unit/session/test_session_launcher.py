@@ -1,9 +1,11 @@
 """The in-job launcher, run for real against a fake server and a local hub API."""
 
+import atexit
 import contextlib
 import json
 import os
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +26,9 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "spawners" / "session" / "temp
 
 def _joined_launcher() -> Path:
     """The launcher as the job script carries it: its parts joined, in one file."""
-    path = Path(tempfile.mkdtemp(prefix="factorylab-launcher-")) / "session_launcher.py"
+    folder = tempfile.mkdtemp(prefix="factorylab-launcher-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "session_launcher.py"
     path.write_text("".join((TEMPLATES / part).read_text() for part in LAUNCHER_PARTS))
     return path
 
@@ -397,3 +401,18 @@ def test_a_failed_step_in_a_child_is_reported_with_its_message(tmp_path):
     with pytest.raises(launcher["StepFailed"], match="another user's"):
         launcher["in_child"](refuse)
     launcher["in_child"](lambda: None)  # a step that succeeds raises nothing
+    # a child that dies without a word still fails the step, and never returns here
+    with pytest.raises(launcher["StepFailed"], match="status -9"):
+        launcher["in_child"](lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def test_the_joined_launcher_names_nothing_undefined():
+    """Its parts are linted one by one (F821 is off for the second); joined, every name
+    one part uses must be defined."""
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run(
+        [str(ruff), "check", "--isolated", "--select=F821", str(LAUNCHER)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
