@@ -17,7 +17,6 @@ Writes ``bench/results/burst.json``. Run as root after ``make up`` (``make bench
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -32,6 +31,7 @@ from bench.common import (
     BatchspawnerHub,
     run_floor,
     run_hub,
+    write_result,
 )
 from bench.cpu import busy_cpu_seconds, cpu_by_group, processes
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub
@@ -173,8 +173,7 @@ def main() -> int:
         )
         report["ratios"][f"{name}_cpu_per_start_vs_floor"] = round(ratio, 3)
     report["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "burst.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("burst", report)
 
     print(
         f"\n{'burst of ' + str(len(USERS)):<16}{'p50 s':>8}{'p95 s':>8}{'fails':>7}"

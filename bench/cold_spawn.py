@@ -18,7 +18,6 @@ Run as root after ``make up``: ``make bench`` (``BENCH_RUNS`` sets the runs per 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ from bench.common import (
     run_floor,
     run_hub,
     summarise,
+    write_result,
 )
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub
 
@@ -79,8 +79,7 @@ def main() -> int:
         },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cold_spawn.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("cold_spawn", report)
     print_medians(result)
     print(
         f"\nFactoryLab / floor = {ratios['factorylab_vs_floor']} (target ≤ {TARGET}); "

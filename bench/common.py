@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import pwd
 import secrets
@@ -318,6 +319,14 @@ class BatchspawnerHub:
         BENCH_SUDOERS.unlink(missing_ok=True)
         subprocess.run(["scancel", "--name=spawner-jupyterhub"], check=False)
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+def write_result(name: str, report: dict) -> Path:
+    """Write ``report`` as ``bench/results/NAME.json``; return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
 
 
 def summarise(samples: list[float]) -> dict:

@@ -17,12 +17,11 @@ Writes ``bench/results/dask_scale.json``. Run as root after ``make up`` (``make 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
 
-from bench.common import BENCH_OPTIONS, RESULTS, summarise
+from bench.common import BENCH_OPTIONS, RESULTS, summarise, write_result
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub, proxied, run_in_kernel
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -149,8 +148,7 @@ def main() -> int:
             )
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dask_scale.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("dask_scale", report)
     for name, values in result.items():
         print(f"{name:12s} median {values['median_s']:.2f} s  (min {values['min_s']:.2f})")
     print(f"ratios: {report['ratios']}; written to {RESULTS / 'dask_scale.json'}")

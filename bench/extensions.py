@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BASE_ENV, RESULTS, free_port, wait_http
+from bench.common import BASE_ENV, free_port, wait_http, write_result
 
 RUNS = 5
 IMPORT_RUNS = 5
@@ -176,8 +176,7 @@ def main() -> int:
         "all_minus_variant": costs,
         "import_cpu_seconds_on_top_of_jupyter_lab": imports,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "extensions.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("extensions", result)
     return 0
 
 

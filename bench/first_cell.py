@@ -16,7 +16,6 @@ with a fresh browser context. Writes ``bench/results/first_cell.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -37,6 +36,7 @@ from bench.common import (
     submit_floor,
     summarise,
     wait_http,
+    write_result,
 )
 from tests.support.browser import chromium, open_notebook, run_cells
 from tests.support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, demo_password
@@ -148,8 +148,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "first_cell.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("first_cell", report)
     print_medians(result)
     print(f"\nwritten to {RESULTS / 'first_cell.json'}")
     return 0

@@ -15,7 +15,6 @@ Writes ``bench/results/memory.json``. Run as root after ``make up`` (``make benc
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import FLOOR_ENV, RESULTS, BatchspawnerHub, run_floor, run_hub
+from bench.common import FLOOR_ENV, RESULTS, BatchspawnerHub, run_floor, run_hub, write_result
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub
 
 RUNS = int(os.environ.get("BENCH_MEMORY_RUNS", "3"))
@@ -127,8 +126,7 @@ def main() -> int:
         "ratios": ratios,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_result("memory", report)
     for name, value in medians.items():
         print(f"{name:<14}{value:>8.1f} MiB {value / medians['floor']:>6.2f} x floor")
     print(f"target: FactoryLab ≤ {TARGET} x floor; written to {RESULTS / 'memory.json'}")
