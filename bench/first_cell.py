@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.sync_api import sync_playwright
 
@@ -59,8 +61,36 @@ def run_first_cell(page, lab: str, query: str = "") -> None:
     run_cells(page, open_notebook(page, f"{lab}/tree/{NOTEBOOK}{query}"))
 
 
-def factorylab_run(playwright, hub: Hub, user: str) -> float:
+#: Where a start's time goes, as the browser sees it (:func:`phases`). The floor has no
+#: hub: its server is ready when its /api/status answers, and it has no OAuth.
+PHASES = (
+    "until the server is ready",
+    "OAuth round trip to the Lab page",
+    "Lab, notebook, kernel and cells",
+)
+
+
+def phases(loads: list[tuple[float, str]], user: str, end: float) -> dict[str, float]:
+    """Split a FactoryLab start by the page loads (seconds since Start, path) the browser
+    made: its first request to the server (the hub or its spawn page sent it there, the
+    server being ready); the OAuth callback's redirect to the Lab; then the rest, until
+    the cell's output.
+
+    >>> loads = [(0.1, "/hub/spawn"), (0.3, "/hub/spawn-pending/u"), (3.0, "/user/u/"),
+    ...          (3.1, "/hub/api/oauth2/authorize"), (3.2, "/user/u/oauth_callback"),
+    ...          (3.4, "/user/u/lab")]
+    >>> phases(loads, "u", 9.0)["OAuth round trip to the Lab page"]
+    0.4
+    """
+    server = next(t for t, path in loads if path.startswith(f"/user/{user}/"))
+    lab = next(t for t, path in loads if t > server and path.startswith(f"/user/{user}/lab"))
+    edges = (0.0, server, lab, end)
+    return {name: round(b - a, 3) for name, a, b in zip(PHASES, edges[:-1], edges[1:], strict=True)}
+
+
+def factorylab_run(playwright, hub: Hub, user: str) -> tuple[float, dict[str, float]]:
     hub.stop(user)
+    loads: list[tuple[float, str]] = []
     with chromium(playwright) as page:
         page.goto(f"{HUB_URL}/hub/login?next=/hub/spawn")
         page.fill("#username_input", user)
@@ -68,12 +98,19 @@ def factorylab_run(playwright, hub: Hub, user: str) -> float:
         page.click("#login_submit")
         page.locator("label[for=profile-cpu-notebook]").click()
         began = time.perf_counter()
+        page.on(
+            "request",
+            lambda request: (
+                request.resource_type == "document"
+                and loads.append((time.perf_counter() - began, urlsplit(request.url).path))
+            ),
+        )
         page.get_by_role("button", name="Start").click()
         page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
         run_first_cell(page, f"{HUB_URL}/user/{user}/lab")
         elapsed = time.perf_counter() - began
     hub.stop(user)
-    return elapsed
+    return elapsed, phases(loads, user, elapsed)
 
 
 def batchspawner_run(playwright, hub: Hub, user: str, password: str) -> float:
@@ -92,18 +129,21 @@ def batchspawner_run(playwright, hub: Hub, user: str, password: str) -> float:
     return elapsed
 
 
-def floor_run(playwright, user: str) -> float:
+def floor_run(playwright, user: str) -> tuple[float, dict[str, float]]:
     with chromium(playwright) as page:
         began = time.perf_counter()
         floor = submit_floor(user, FLOOR_ENV)
         try:
             wait_http(f"{floor.url}/api/status", headers=floor.headers)
+            ready = time.perf_counter() - began
             # The token logs the browser in (jupyter-server sets its login cookie).
             run_first_cell(page, f"{floor.url}/lab", f"?token={floor.token}")
             elapsed = time.perf_counter() - began
         finally:
             subprocess.run(["scancel", floor.job], check=False)
-    return elapsed
+    return elapsed, dict(
+        zip(PHASES[::2], (round(ready, 3), round(elapsed - ready, 3)), strict=True)
+    )
 
 
 def main() -> int:
@@ -114,17 +154,28 @@ def main() -> int:
     for user in users.values():
         place_notebook(user)
     samples: dict[str, list[float]] = {name: [] for name in users}
+    split: dict[str, dict[str, list[float]]] = {}
+
+    def timed(method: str, run: tuple[float, dict[str, float]]) -> float:
+        """Keep a run's phases under ``method``; return its whole time."""
+        for name, seconds in run[1].items():
+            split.setdefault(method, {}).setdefault(name, []).append(seconds)
+        return run[0]
+
     comparison = BatchspawnerHub()
     with sync_playwright() as playwright, comparison as batchspawner:
         runs = {
-            "floor": lambda: floor_run(playwright, users["floor"]),
-            "factorylab": lambda: factorylab_run(playwright, factorylab, users["factorylab"]),
+            "floor": lambda: timed("floor", floor_run(playwright, users["floor"])),
+            "factorylab": lambda: timed(
+                "factorylab", factorylab_run(playwright, factorylab, users["factorylab"])
+            ),
             "batchspawner": lambda: batchspawner_run(
                 playwright, batchspawner, users["batchspawner"], comparison.password
             ),
         }
         for run in runs.values():  # warm-up (page cache, kernel imports), not counted
             run()
+        split.clear()
         for i in range(RUNS):
             for name, run in runs.items():
                 samples[name].append(run())
@@ -145,11 +196,18 @@ def main() -> int:
         "runs_per_method": RUNS,
         "methods": result,
         "ratios": ratios,
+        "phases_median_s": {
+            method: {name: round(statistics.median(v), 3) for name, v in by_phase.items()}
+            for method, by_phase in split.items()
+        },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_result("first_cell", report)
     print_medians(result)
+    print("\nwhere the time goes (medians):")
+    for method, by_phase in report["phases_median_s"].items():
+        print(f"  {method}: " + ", ".join(f"{name} {s:.2f} s" for name, s in by_phase.items()))
     print(f"\nwritten to {RESULTS / 'first_cell.json'}")
     return 0
 
