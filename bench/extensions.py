@@ -9,8 +9,9 @@ Each variant is measured in turns, ``RUNS`` times: the server's own CPU-seconds 
 been idle for ``SETTLE`` s. An extension's cost is "all" minus "all but it".
 
 Starts are noisy on 2 cores (about ±0.15 CPU-s), so each extension's import is also
-timed alone, in a process that has already imported Jupyter Server and JupyterLab, with
-JupyterHub's single-user server as one more line.
+timed alone, in a process that has already imported Jupyter Server, JupyterLab and every
+other extension; JupyterHub's single-user server (and its database layer alone) are
+timed on top of all of them: what a session imports that the floor does not.
 
 No Slurm and no hub: this isolates the server. `bench.memory` measures whole sessions.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from bench.common import BASE_ENV, free_port, wait_http, write_result
 
-RUNS = 5
+RUNS = int(os.environ.get("BENCH_EXTENSION_RUNS", "5"))
 IMPORT_RUNS = 5
 SETTLE = 4.0
 USER = "demo40"
@@ -109,17 +110,19 @@ def start_once(disabled: list[str], cold_bytecode: bool = False) -> dict:
 IMPORT_PROBE = """
 import sys, time
 import jupyter_server.serverapp, jupyterlab.labapp
+for loaded in sys.argv[2:]:
+    __import__(loaded)
 began = time.process_time()
 __import__(sys.argv[1])
 print(time.process_time() - began)
 """
 
 
-def import_cost(module: str, env: Path = BASE_ENV) -> float:
-    """CPU-seconds to import ``module`` in a process that has Jupyter Server and
-    JupyterLab already (what the module adds to a server's start), from ``env``."""
+def import_cost(module: str, loaded: list[str], env: Path = BASE_ENV) -> float:
+    """CPU-seconds to import ``module`` in a process that has Jupyter Server, JupyterLab
+    and ``loaded`` already (what the module adds to such a server's start), from ``env``."""
     out = subprocess.run(
-        [str(env / "bin/python"), "-c", IMPORT_PROBE, module],
+        [str(env / "bin/python"), "-c", IMPORT_PROBE, module, *loaded],
         check=True,
         capture_output=True,
         text=True,
@@ -127,15 +130,22 @@ def import_cost(module: str, env: Path = BASE_ENV) -> float:
     return float(out)
 
 
+def import_costs(extensions: list[str]) -> dict[str, float]:
+    """Medians of :func:`import_cost`: each extension on top of every other one, as in a
+    bare jupyter-lab's start; then JupyterHub's single-user server, and its database layer
+    alone, on top of all of them (what a session adds to the floor's imports)."""
+    cases = {name: [e for e in extensions if e != name] for name in extensions}
+    cases |= {module: extensions for module in ("jupyterhub.singleuser", "jupyterhub.orm")}
+    return {
+        module: round(statistics.median(import_cost(module, loaded) for _ in range(IMPORT_RUNS)), 3)
+        for module, loaded in cases.items()
+    }
+
+
 def main() -> int:
     extensions = enabled_extensions()
-    # each extension's import, and the hub's single-user server, on top of jupyter-lab's
-    modules = [*extensions, "jupyterhub.singleuser"]
-    imports = {
-        module: round(statistics.median(import_cost(module) for _ in range(IMPORT_RUNS)), 3)
-        for module in modules
-    }
-    print(f"{'import, on top of jupyter-lab':40} {'CPU-s':>7}")
+    imports = import_costs(extensions)
+    print(f"{'import, on top of the others':40} {'CPU-s':>7}")
     for module, seconds in imports.items():
         print(f"{module:40} {seconds:7.3f}")
     variants: dict[str, dict] = {"all": {"disabled": []}}
@@ -174,7 +184,7 @@ def main() -> int:
         "samples": samples,
         "medians": medians,
         "all_minus_variant": costs,
-        "import_cpu_seconds_on_top_of_jupyter_lab": imports,
+        "import_cpu_seconds_on_top_of_the_others": imports,
     }
     write_result("extensions", result)
     return 0

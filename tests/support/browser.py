@@ -56,6 +56,11 @@ KERNEL_READY = re.compile(r"^(?!No Kernel).+ \| Idle$")
 def open_notebook(page, notebook_url: str):
     """Open a notebook in JupyterLab and wait for its kernel; return its cells."""
     page.goto(notebook_url)
+    return notebook_cells(page)
+
+
+def notebook_cells(page):
+    """Wait for the notebook the page is opening to have its kernel; return its cells."""
     expect(page.get_by_role("button", name=KERNEL_READY)).to_be_visible(timeout=120_000)
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
 

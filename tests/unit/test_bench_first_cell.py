@@ -9,6 +9,7 @@ def test_a_start_splits_at_the_first_server_request_and_the_lab_page():
     loads = [
         (0.05, "/hub/spawn"),  # the form's POST; a quick spawn skips the pending page
         (3.0, "/user/demo16/"),
+        (3.01, "/user/demo16/lab"),  # the server's redirect to its default URL, no login
         (3.1, "/hub/api/oauth2/authorize"),
         (3.2, "/user/demo16/oauth_callback"),
         (3.5, "/user/demo16/lab"),
@@ -21,5 +22,5 @@ def test_a_start_splits_at_the_first_server_request_and_the_lab_page():
 
 
 def test_a_start_that_never_reached_the_server_is_an_error():
-    with pytest.raises(StopIteration):
+    with pytest.raises(RuntimeError, match="unexpected page loads"):
         phases([(0.1, "/hub/spawn"), (0.3, "/hub/spawn-pending/demo16")], "demo16", 5.0)
