@@ -53,6 +53,14 @@ def group_of(user: str, command: str) -> str:
     return "other"
 
 
+def own_cpu(pid: int | str) -> tuple[float, int]:
+    """(own CPU-seconds: utime + stime, start in clock ticks after boot) of ``pid``
+    (/proc/PID/stat, fields 14, 15 and 22); OSError if it has ended."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS, int(fields[19])
+
+
 @dataclass(frozen=True)
 class Process:
     group: str
@@ -67,15 +75,13 @@ def processes() -> dict[int, Process]:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"{entry.path}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
+            cpu, started = own_cpu(entry.name)
             with open(f"{entry.path}/cmdline", "rb") as handle:
                 command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
             user = pwd.getpwuid(entry.stat().st_uid).pw_name
         except (OSError, KeyError):
             continue  # ended meanwhile, or an owner without a name
-        cpu = (int(fields[11]) + int(fields[12])) / TICKS
-        found[int(entry.name)] = Process(group_of(user, command), int(fields[19]), cpu)
+        found[int(entry.name)] = Process(group_of(user, command), started, cpu)
     return found
 
 

@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 from bench.common import BASE_ENV, free_port, wait_http, write_result
+from bench.cpu import own_cpu
+from bench.memory import pss_mib
 
 RUNS = int(os.environ.get("BENCH_EXTENSION_RUNS", "5"))
 IMPORT_RUNS = 5
 SETTLE = 4.0
 USER = "demo40"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def enabled_extensions(env: Path = BASE_ENV) -> list[str]:
@@ -45,20 +46,6 @@ def enabled_extensions(env: Path = BASE_ENV) -> list[str]:
         config = json.loads(path.read_text()).get("ServerApp", {})
         names |= {name for name, on in config.get("jpserver_extensions", {}).items() if on}
     return sorted(names - {"jupyterlab"})
-
-
-def own_cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def pss_mib(pid: int) -> float:
-    """Proportional set size of ``pid`` in MiB (/proc/PID/smaps_rollup)."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
 
 
 def start_once(disabled: list[str], cold_bytecode: bool = False) -> dict:
@@ -98,9 +85,9 @@ def start_once(disabled: list[str], cold_bytecode: bool = False) -> dict:
         try:
             url = f"http://127.0.0.1:{port}/api/status"
             wait_http(url, headers={"Authorization": f"token {token}"})
-            ready = {"seconds": time.perf_counter() - began, "cpu": own_cpu_seconds(server.pid)}
+            ready = {"seconds": time.perf_counter() - began, "cpu": own_cpu(server.pid)[0]}
             time.sleep(SETTLE)
-            ready.update(cpu_settled=own_cpu_seconds(server.pid), pss_mib=pss_mib(server.pid))
+            ready.update(cpu_settled=own_cpu(server.pid)[0], pss_mib=pss_mib(server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -46,18 +46,26 @@ def job_pids(job: str) -> list[int]:
     return pids
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` in MiB (/proc/PID/smaps_rollup); OSError if it
+    has ended."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
 def pss_of_job(job: str) -> tuple[float, dict[str, float]]:
     """(PSS in MiB, PSS in MiB by command) of every process of ``job``."""
     by_command: dict[str, float] = {}
     for pid in job_pids(job):
         try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            pss = pss_mib(pid)
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # ended meanwhile
-        kib = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
         command = " ".join(Path(a.decode()).name for a in argv[:3] if a)
-        by_command[command] = by_command.get(command, 0) + kib / 1024
+        by_command[command] = by_command.get(command, 0) + pss
     return round(sum(by_command.values()), 1), {k: round(v, 1) for k, v in by_command.items()}
 
 

@@ -165,11 +165,11 @@ def render_job_script(spec: JobSpec) -> str:
         environment["FACTORYLAB_NOTEBOOKS_TARGET"] = f"{spec.home.rstrip('/')}/{directory}"
     if not spec.request.gpus:
         # No GPU to show: leave nvdashboard out, server and Lab (before any site path).
-        paths = [f"{spec.venv.rstrip('/')}/{WITHOUT_GPU_CONFIG}"]
-        paths += (
-            [environment["JUPYTER_CONFIG_PATH"]] if environment.get("JUPYTER_CONFIG_PATH") else []
+        paths = (
+            f"{spec.venv.rstrip('/')}/{WITHOUT_GPU_CONFIG}",
+            environment.get("JUPYTER_CONFIG_PATH"),
         )
-        environment["JUPYTER_CONFIG_PATH"] = ":".join(paths)
+        environment["JUPYTER_CONFIG_PATH"] = ":".join(path for path in paths if path)
     if spec.tls_files:
         # Internal SSL: the session's key pair and CA, written 0600 by the launcher.
         environment["FACTORYLAB_TLS_FILES"] = json.dumps(dict(spec.tls_files), sort_keys=True)
