@@ -11,7 +11,8 @@ import sys
 from spawners.doctor import diagnose
 from spawners.hub.options import check_request
 from spawners.session.job import render_job_script, session_job_spec
-from spawners.session.request import SITE_CHECKS, InvalidRequest
+from spawners.session.request import InvalidRequest
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.auth import SecretFileError, read_client_secret
 from spawners.site.images import SpecError, definition_path, image_names, render_definition
 from spawners.site.loader import SiteFileError, load_site

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from spawners.session.request import SITE_CHECKS
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.loader import parse_site
 from spawners.slurm.accounts import accounts_from_file
 

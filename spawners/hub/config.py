@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
 from tornado import web
 
-from spawners.hub import admin_page, events, form, metrics, port_api, session_api
+from spawners.hub import admin_page, events, form, kernel_api, metrics, port_api, session_api
 from spawners.hub.census import CUSTOM_PROFILE, hub_users, session_rows
 from spawners.hub.culler import CULLER_SCOPES, CULLER_SERVICE, culler_service
 from spawners.hub.login import DiscoveryError, FactoryLabOAuthenticator, discover_endpoints
-from spawners.session.request import SITE_CHECKS
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.auth import OIDCSettings, SecretFileError, read_client_secret
 from spawners.site.loader import SiteFileError, load_site
 from spawners.site.model import Site
@@ -79,6 +79,7 @@ def configure_hub(c, site_path: str) -> Site:
     c.JupyterHub.extra_handlers = [
         *port_api.handlers(),
         *session_api.handlers(),
+        *kernel_api.handlers(),
         *admin_page.handlers(site),
         (form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(form.STATIC_DIR)}),
     ]

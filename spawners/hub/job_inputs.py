@@ -9,6 +9,7 @@ from pathlib import Path
 from traitlets import HasTraits
 
 from spawners.session.job import JobSpec, session_job_spec
+from spawners.session.kernels import session_kernelspecs
 from spawners.session.paths import session_dir
 from spawners.session.request import SessionRequest
 
@@ -18,7 +19,9 @@ class JobInputsMixin(HasTraits):
 
     _tls_files: dict[str, str] | None = None  # internal SSL: path in the job -> PEM
 
-    def job_spec(self, request: SessionRequest) -> JobSpec:
+    def job_spec(
+        self, request: SessionRequest, kernelspecs: dict[str, dict] | None = None
+    ) -> JobSpec:
         """Build the batch-script inputs from trusted values and JupyterHub's own."""
         return session_job_spec(
             self.site,
@@ -30,7 +33,15 @@ class JobInputsMixin(HasTraits):
             hub_args=self.get_args(),
             tls_files=self._tls_files,
             signing_key=self.signing_key(),
+            kernelspecs=kernelspecs,
         )
+
+    async def kernelspecs(self, request: SessionRequest) -> dict[str, dict]:
+        """The kernel jobs this user may open from the session (the site's ``kernels:``)."""
+        if not self.site.kernels:
+            return {}
+        python = f"{self.site.images[request.image].venv.rstrip('/')}/bin/python"
+        return session_kernelspecs(self.site, await self.entitlements(), python)
 
     def signing_key(self) -> bytes | None:
         """The key session scripts are signed with (None, and a warning, if unreadable)."""

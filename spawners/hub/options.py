@@ -17,12 +17,12 @@ from spawners.hub.errors import LinkPrefillsForm, SessionError
 from spawners.hub.form import options_from_form, render_form
 from spawners.session.entitlements import Entitlements, unix_groups
 from spawners.session.request import (
-    SITE_CHECKS,
     InvalidRequest,
     SessionRequest,
     entitlements_for,
     parse_request,
 )
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.loader import cached_site
 from spawners.site.model import Site
 from spawners.slurm.accounts import names_from_file

@@ -26,7 +26,7 @@ from spawners.site.units import parse_walltime_seconds
 CLOCK_SKEW = 120
 
 
-def _json_body(handler: APIHandler, allowed: set[str]) -> dict:
+def json_body(handler: APIHandler, allowed: set[str]) -> dict:
     """The request's JSON object, with only ``allowed`` keys; 400 otherwise."""
     try:
         data = json.loads(handler.request.body or b"{}")
@@ -38,7 +38,7 @@ def _json_body(handler: APIHandler, allowed: set[str]) -> dict:
     return data
 
 
-def _running_session(handler: APIHandler):
+def running_session(handler: APIHandler):
     """(the server's spawner, its running Slurm session) for a session's own token."""
     wrapper = own_spawner(handler, "slurm_session")
     session = wrapper.slurm_session()
@@ -57,7 +57,7 @@ class SessionFactsHandler(APIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        _, session = _running_session(self)
+        _, session = running_session(self)
         self.finish(json.dumps(session.session_facts()))
 
 
@@ -66,8 +66,8 @@ class ExtendHandler(APIHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        wrapper, session = _running_session(self)
-        data = _json_body(self, {"by"})
+        wrapper, session = running_session(self)
+        data = json_body(self, {"by"})
         by = session.site.walltime.extend_by
         if "by" in data:
             try:
@@ -92,8 +92,8 @@ class ActivityHandler(APIHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        wrapper, session = _running_session(self)
-        data = _json_body(self, {"kernel_activity", "busy"})
+        wrapper, session = running_session(self)
+        data = json_body(self, {"kernel_activity", "busy"})
         stamp, busy = data.get("kernel_activity"), data.get("busy", 0)
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
             raise web.HTTPError(400, "kernel_activity must be a number (seconds since 1970)")
@@ -132,7 +132,7 @@ class IdleStopHandler(APIHandler):
         session = wrapper.slurm_session() if wrapper is not None else None
         if session is None:
             raise web.HTTPError(404, f"{user_name} has no running session {server_name!r}")
-        data = _json_body(self, {"idle_seconds"})
+        data = json_body(self, {"idle_seconds"})
         idle = data.get("idle_seconds")
         if isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle < 0:
             raise web.HTTPError(400, "idle_seconds must be a non-negative number")

@@ -29,6 +29,7 @@ from spawners.hub.target import target_problem
 from spawners.session.dask import worker_job_name
 from spawners.session.idle import idle_limit
 from spawners.session.job import render_job_script
+from spawners.session.kernels import kernel_job_name
 from spawners.session.messages import (
     EARLY_END,
     explain_ending,
@@ -176,7 +177,7 @@ class SlurmSpawner(
         self.idle_limit = idle_limit(site, request)
         self.kernel_activity = time.time()
         self._port_future = asyncio.get_running_loop().create_future()
-        spec = self.job_spec(request)
+        spec = self.job_spec(request, await self.kernelspecs(request))
         script = render_job_script(spec)
         self.api_token_id = saved.server_token_id(self.db, self.api_token)
         submission = asyncio.ensure_future(self.slurm.submit(script, self.user.name))
@@ -368,16 +369,18 @@ class SlurmSpawner(
 
     # -- time left, extension, kernel activity --------------------------------------
     async def cancel_dask_workers(self) -> None:
-        """Cancel the Dask worker jobs this server's SLURMCluster() submitted (by name)."""
-        if not self.site.dask.enabled:
-            return
-        name = worker_job_name(self.user.name, self.name)
-        try:
-            await self.slurm.cancel_named(name, self.user.name)
-        except SlurmError as exc:
-            self.log.warning(
-                "Could not cancel %s's Dask workers (%s): %s", self.user.name, name, exc
-            )
+        """Cancel the jobs this server started (by name): its SLURMCluster()'s Dask
+        workers and its kernel jobs. None of them outlives its session."""
+        names = []
+        if self.site.kernels:
+            names.append(kernel_job_name(self.site.slurm.job_name, self.user.name, self.name))
+        if self.site.dask.enabled:
+            names.append(worker_job_name(self.user.name, self.name))
+        for name in names:
+            try:
+                await self.slurm.cancel_named(name, self.user.name)
+            except SlurmError as exc:
+                self.log.warning("Could not cancel %s's jobs %s: %s", self.user.name, name, exc)
 
 
 __all__ = ["SlurmSpawner"]

@@ -6,17 +6,14 @@ import hashlib
 import hmac
 import json
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import jinja2
 
 from spawners.session.containers import container_prefix
 from spawners.session.dask import DEADLINE_MARGIN, session_dask_config
 from spawners.session.idle import idle_limit, server_args
 from spawners.session.paths import job_log_dir, session_dir
+from spawners.session.render import templates
 from spawners.session.request import SessionRequest
 from spawners.site import Site
 from spawners.site.types import SLURM_NAME, is_valid_username
@@ -25,21 +22,14 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
 
 #: The in-job launcher, in the order the job script joins its parts (templates/).
-LAUNCHER_PARTS = ("session_files.py", "session_launcher.py")
+LAUNCHER_PARTS = ("node_address.py", "session_files.py", "session_launcher.py")
+
+#: Where a session's kernelspecs go, in its session directory (a JUPYTER_PATH entry).
+KERNELSPEC_DIR = "jupyter"
 
 #: The Jupyter configuration that sessions without GPUs add (in each image env, from
 #: images/base/overlay): it turns the GPU dashboards (nvdashboard) off.
 WITHOUT_GPU_CONFIG = "etc/factorylab/without-gpu"
-
-_environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
-_environment.filters["shquote"] = lambda value: shlex.quote(str(value))
 
 
 @dataclass(frozen=True)
@@ -173,7 +163,7 @@ def render_job_script(spec: JobSpec) -> str:
     if spec.tls_files:
         # Internal SSL: the session's key pair and CA, written 0600 by the launcher.
         environment["FACTORYLAB_TLS_FILES"] = json.dumps(dict(spec.tls_files), sort_keys=True)
-    script = _environment.get_template("session.sh.j2").render(
+    script = templates.get_template("session.sh.j2").render(
         user=spec.user,
         server_name=spec.server_name,
         request=spec.request,
@@ -207,6 +197,7 @@ def session_job_spec(
     hub_args: Sequence[str] = (),
     tls_files: Mapping[str, str] | None = None,
     signing_key: bytes | None = None,
+    kernelspecs: Mapping[str, dict] | None = None,
 ) -> JobSpec:
     """Everything a session's batch script is rendered from, for a checked request.
 
@@ -220,6 +211,15 @@ def session_job_spec(
         if key not in HUB_ONLY_VARIABLES
     }
     environment["FACTORYLAB_ACTIVITY_INTERVAL"] = str(site.idle.report_every)
+    if kernelspecs:
+        # The launcher writes them under the first JUPYTER_PATH entry: the Launcher lists
+        # the site's kernel jobs this user may open (spawners.session.kernels).
+        paths = (
+            f"{session_dir(home, server_name)}/{KERNELSPEC_DIR}",
+            environment.get("JUPYTER_PATH"),
+        )
+        environment["JUPYTER_PATH"] = ":".join(path for path in paths if path)
+        environment["FACTORYLAB_KERNELSPECS"] = json.dumps(dict(kernelspecs), sort_keys=True)
     return JobSpec(
         user=user,
         server_name=server_name,

@@ -328,10 +328,6 @@ def check_profiles(site: Site) -> list[str]:
     return problems
 
 
-SITE_CHECKS = (check_profiles,)
-"""What the session rules require of a site file, for :func:`spawners.site.load_site`."""
-
-
 def entitlements_for(
     site: Site,
     user: str,

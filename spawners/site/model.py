@@ -24,6 +24,7 @@ from spawners.site.cluster_sections import (
     SlurmSettings,
 )
 from spawners.site.hub_sections import DEMO_PUBLIC_CONSENT, DemoSettings, HubSettings, UserSettings
+from spawners.site.kernel_sections import Kernel
 from spawners.site.session_sections import (
     DaskSettings,
     IdleSettings,
@@ -46,6 +47,7 @@ class Site(Strict):
     partitions: dict[SlurmName, Partition] = Field(min_length=1)
     images: dict[SlurmName, Image] = Field(min_length=1)
     profiles: dict[SlurmName, Profile] = Field(default_factory=dict)
+    kernels: dict[SlurmName, Kernel] = Field(default_factory=dict)
     accounts: AccountSettings = AccountSettings()
     reservations: ReservationSettings = ReservationSettings()
     group_limits: dict[SlurmName, GroupLimit] = Field(default_factory=dict)

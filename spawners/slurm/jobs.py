@@ -31,6 +31,7 @@ class SlurmJob:
     standard_output: str
     priority: int = 0
     gres_detail: tuple[str, ...] = ()
+    comment: str = ""
 
     @property
     def allocated_gpus(self) -> dict[str, int]:
@@ -89,6 +90,7 @@ class SlurmJob:
             standard_output=raw.get("standard_output") or "",
             priority=_epoch(raw.get("priority")),
             gres_detail=tuple(str(g) for g in raw.get("gres_detail") or () if isinstance(g, str)),
+            comment=str(raw.get("comment") or ""),
         )
 
 

@@ -30,10 +30,11 @@ class Snapshot:
     taken_at: float = float("-inf")
     taken_wall: float = 0.0
     pending_order: dict[str, list[str]] = field(default_factory=dict)
+    kernels: dict[str, SlurmJob] = field(default_factory=dict)
 
     def queue_position(self, job_id: str) -> int | None:
         """1-based place of a pending job among all pending jobs of its partition."""
-        job = self.jobs.get(job_id)
+        job = self.jobs.get(job_id) or self.kernels.get(job_id)
         if job is None or job.state != "PENDING":
             return None
         order = self.pending_order.get(job.partition, [])
@@ -42,6 +43,9 @@ class Snapshot:
 
 class JobMonitor:
     """Shared, adaptive poller of ``squeue --json``, filtered to one job name.
+
+    Sessions' kernel jobs (named ``<job name>-kernel-<user>-<server>``) are kept apart,
+    in :attr:`Snapshot.kernels`: they are no orphans of the session reconciler.
 
     :param client: the Slurm client.
     :param job_name: only jobs with this name are kept.
@@ -203,6 +207,7 @@ class JobMonitor:
         started = time.monotonic()
         self.queries += 1
         jobs = await self.client.queue()
+        kernels = f"{self.job_name}-kernel-"
         pending: dict[str, list[SlurmJob]] = {}
         for job in jobs:
             if job.state == "PENDING":
@@ -210,6 +215,7 @@ class JobMonitor:
                     pending.setdefault(partition, []).append(job)
         snapshot = Snapshot(
             jobs={job.job_id: job for job in jobs if job.name == self.job_name},
+            kernels={job.job_id: job for job in jobs if job.name.startswith(kernels)},
             taken_at=started,
             taken_wall=time.time(),
             pending_order={
@@ -220,7 +226,9 @@ class JobMonitor:
             },
         )
         self._watched = {
-            job_id: until for job_id, until in self._watched.items() if job_id in snapshot.jobs
+            job_id: until
+            for job_id, until in self._watched.items()
+            if job_id in snapshot.jobs or job_id in snapshot.kernels
         }
         async with self._fresh:
             self.snapshot = snapshot

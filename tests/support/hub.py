@@ -209,7 +209,8 @@ def proxied(hub: Hub, user: str, path: str, token: str, method: str = "GET", **k
     url = f"{hub.url}/user/{user}/{path.lstrip('/')}"
     headers = {"Authorization": f"token {token}"}
     kwargs.setdefault("verify", hub.verify)
-    return requests.request(method, url, headers=headers, timeout=30, **kwargs)
+    kwargs.setdefault("timeout", 30)
+    return requests.request(method, url, headers=headers, **kwargs)
 
 
 def lab_page_config(hub: Hub, user: str, token: str) -> dict:

@@ -163,8 +163,13 @@ def test_plugin_ids_and_endpoints_match_the_server_extension():
     source = SOURCE.read_text()
     assert f"const PLUGIN_ID = '{NAME}:time-left';" in source
     server = (SERVER_EXTENSION / "__init__.py").read_text()
-    routes = set(re.findall(r'url_path_join\(base, "([^"]+)"\)', server))
-    assert routes == {"factorylab/session", "factorylab/session/extend"}
+    routes = set(re.findall(r'url_path_join\(base, r?"([^"]+)"\)', server))
+    assert routes == {
+        "factorylab/session",
+        "factorylab/session/extend",
+        "factorylab/kernels",
+        "factorylab/kernels/([0-9a-f-]{36})/cancel",
+    }
     assert "URLExt.join(settings.baseUrl, 'factorylab', path)" in source
     assert "call('session')" in source
     assert "call('session/extend', { method: 'POST', body: '{}' })" in source

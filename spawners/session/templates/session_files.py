@@ -16,17 +16,6 @@ import time
 DASK_TLS_DAYS = 366
 
 
-def node_address():
-    """The address the node's host name resolves to: what other nodes use to reach it."""
-    name = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
-    for candidate in (socket.gethostname(), name):
-        try:
-            return socket.gethostbyname(candidate)
-        except OSError:
-            continue
-    return "127.0.0.1"
-
-
 def write_dask_config(started):
     """Fill in what only the job knows and write the config where Dask reads it."""
     text = os.environ.pop("FACTORYLAB_DASK_CONFIG", "")
@@ -198,3 +187,22 @@ def deliver_notebooks():
         handle.writelines(f"{line}\n" for line in sorted(delivered))
     if copied:
         print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
+
+
+def write_kernelspecs():
+    """The site's kernel jobs this user may open, as kernelspecs under the first
+    JUPYTER_PATH entry (``<session dir>/jupyter/kernels``), replacing the last session's."""
+    specs = json.loads(os.environ.pop("FACTORYLAB_KERNELSPECS", "") or "{}")
+    paths = os.environ.get("JUPYTER_PATH", "").split(":")
+    if not specs or not paths[0]:
+        return
+    kernels = os.path.join(paths[0], "kernels")
+    write_private_files(paths[0], {})
+    write_private_files(kernels, {})
+    for name in os.listdir(kernels):
+        if name.startswith("factorylab-") and name not in specs:
+            shutil.rmtree(os.path.join(kernels, name), ignore_errors=True)
+    for name, spec in specs.items():
+        text = json.dumps(spec, indent=1, sort_keys=True) + "\n"
+        write_private_files(os.path.join(kernels, name), {"kernel.json": text.encode()})
+    print(f"FactoryLab: kernel jobs in the Launcher: {', '.join(sorted(specs))}", flush=True)

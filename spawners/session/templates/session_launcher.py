@@ -233,6 +233,10 @@ def main():
         deliver_notebooks()
     except OSError as exc:
         print(f"FactoryLab: the starter notebooks were not copied: {exc}", flush=True)
+    try:
+        write_kernelspecs()
+    except (OSError, ValueError) as exc:
+        print(f"FactoryLab: no kernel jobs in the Launcher: {exc}", flush=True)
     child, port = start_server(server, args)
     try:
         in_child(post_to_hub, "port", {"port": port})

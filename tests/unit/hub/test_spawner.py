@@ -69,12 +69,19 @@ def spawner(monkeypatch):
     return spawner, slurm
 
 
+# A session's kernel jobs and Dask workers, by name (the demo site has kernels: and Dask)
+CANCEL_NAMED = [
+    ("cancel_named", "factorylab-kernel-demo01-run1", "demo01"),
+    ("cancel_named", "dask-demo01-run1", "demo01"),
+]
+
+
 async def test_stop_cancels_the_session_and_its_workers(spawner):
     spawner, slurm = spawner
     await spawner.stop()
     assert slurm.calls == [
         ("cancel", "12", "demo01"),
-        ("cancel_named", "dask-demo01-run1", "demo01"),
+        *CANCEL_NAMED,
     ]
 
 
@@ -83,7 +90,7 @@ async def test_a_job_that_ended_on_its_own_takes_its_workers_along(spawner):
     spawner, slurm = spawner
     assert await spawner.poll() == 1
     assert await spawner.poll() == 1
-    assert slurm.calls == [("cancel_named", "dask-demo01-run1", "demo01")]  # once
+    assert slurm.calls == CANCEL_NAMED  # once
 
 
 class LostWithItsNode(Liveness):
@@ -106,7 +113,7 @@ async def test_a_session_lost_with_its_node_is_cancelled_here_and_stays_ended(sp
     assert "its node failed" in spawner.ended_message
     assert slurm.calls == [
         ("cancel", "12", "demo01"),
-        ("cancel_named", "dask-demo01-run1", "demo01"),
+        *CANCEL_NAMED,
     ]
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from spawners.cli import main
-from spawners.session.request import SITE_CHECKS
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.loader import SiteFileError, load_site, parse_site
 
 from ..conftest import REPO

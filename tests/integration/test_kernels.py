@@ -1,0 +1,223 @@
+"""GPU notebook kernels as Slurm jobs of their own, opened from a CPU session (issue 17).
+
+Everything here goes through the public proxy into a real session, whose
+``factorylab-slurm`` provisioner submits the kernel's job as the user; the kernel runs
+on a GPU node under CurveZMQ. The attack is made as another demo user, on the
+kernel's own node.
+"""
+
+import json
+import subprocess
+import textwrap
+import time
+import uuid
+
+import pytest
+import websocket
+
+from ..support.hub import proxied, run_in_kernel, send_execute, squeue_active
+from ..support.nodes import run_on_node
+
+USER, OTHER = "demo11", "demo12"
+SPEC = "factorylab-pytorch-gpu"
+JOB_NAME = f"factorylab-kernel-{USER}-default"
+START_TIMEOUT = 180
+
+
+def kernel_jobs() -> list[list[str]]:
+    """``[job id, state, node, partition]`` of the user's kernel jobs."""
+    out = squeue_active(["-u", USER, "-n", JOB_NAME, "-o", "%i %T %N %P"])
+    return [line.split() for line in out.splitlines()]
+
+
+def gone_within(seconds: float) -> float | None:
+    """Seconds until no kernel job of the user is left, or None."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if not kernel_jobs():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab(hub):
+    """A CPU session of USER, and its token."""
+    hub.stop(USER)
+    hub.start(USER, {"profile": "cpu-notebook"})
+    token = hub.user_token(USER)
+    yield token
+    hub.stop(USER)
+
+
+def open_kernel(hub, token) -> str:
+    response = proxied(
+        hub, USER, "api/kernels", token, method="POST", json={"name": SPEC}, timeout=START_TIMEOUT
+    )
+    assert response.status_code == 201, response.text[-2000:]
+    return response.json()["id"]
+
+
+def test_the_launcher_lists_the_kernel_job(hub, lab):
+    specs = proxied(hub, USER, "api/kernelspecs", lab).json()["kernelspecs"]
+    assert specs[SPEC]["spec"]["display_name"] == "PyTorch · 1 GPU (Slurm job)"
+
+
+def test_a_gpu_kernel_is_a_job_of_its_own_with_its_gpu(hub, lab):
+    kernel_id = open_kernel(hub, lab)
+    try:
+        [(job_id, state, node, partition)] = kernel_jobs()
+        assert (state, partition) == ("RUNNING", "gpu")
+        code = "import os, socket; print(os.environ['CUDA_VISIBLE_DEVICES'], socket.gethostname())"
+        out = run_in_kernel(hub, USER, lab, code, kernel_id=kernel_id).split()
+        assert out[0] != "" and out[1] == node
+
+        # an interrupt stops a long cell within 2 s
+        elapsed = interrupt_a_sleep(hub, lab, kernel_id)
+        assert elapsed < 2.0, f"the interrupt took {elapsed:.1f} s"
+
+        # a restart is a fresh kernel in the same job: the GPU stays
+        restarted = proxied(hub, USER, f"api/kernels/{kernel_id}/restart", lab, method="POST")
+        assert restarted.status_code == 200, restarted.text
+        assert [row[0] for row in kernel_jobs()] == [job_id]
+        assert run_in_kernel(hub, USER, lab, "print(41 + 1)", kernel_id=kernel_id).strip() == "42"
+
+        # another user on the kernel's node reads nothing and runs nothing
+        attack_as_another_user(node, hub, lab, kernel_id)
+    finally:
+        proxied(hub, USER, f"api/kernels/{kernel_id}", lab, method="DELETE")
+    took = gone_within(10)
+    assert took is not None, f"the kernel job outlived its shutdown: {kernel_jobs()}"
+
+
+def interrupt_a_sleep(hub, token, kernel_id) -> float:
+    """Start ``time.sleep(600)``, interrupt it, and time it until the kernel is idle."""
+    url = hub.url.replace("http", "ws", 1) + f"/user/{USER}/api/kernels/{kernel_id}/channels"
+    socket = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=30)
+    try:
+        msg_id = send_execute(socket, "import time; time.sleep(600)", USER)
+        while True:  # wait until it runs
+            message = json.loads(socket.recv())
+            if (
+                message["parent_header"].get("msg_id") == msg_id
+                and message["msg_type"] == "execute_input"
+            ):
+                break
+        time.sleep(0.5)
+        started = time.monotonic()
+        response = proxied(hub, USER, f"api/kernels/{kernel_id}/interrupt", token, method="POST")
+        assert response.status_code == 204, response.text
+        while True:
+            message = json.loads(socket.recv())
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                return time.monotonic() - started
+    finally:
+        socket.close()
+
+
+ATTACK = textwrap.dedent(
+    """
+    import json, sys, time, zmq
+    ip, iopub, shell, marker = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    context = zmq.Context()
+    # a plain subscriber, and one that makes up a CurveZMQ server key
+    plain = context.socket(zmq.SUB); plain.subscribe(b""); plain.connect(f"tcp://{ip}:{iopub}")
+    guessed = context.socket(zmq.SUB); guessed.subscribe(b"")
+    public, secret = zmq.curve_keypair()
+    guessed.curve_serverkey = guessed.curve_publickey = public
+    guessed.curve_secretkey = secret
+    guessed.connect(f"tcp://{ip}:{iopub}")
+    # an execute request, unsigned, that would leave a file behind
+    dealer = context.socket(zmq.DEALER); dealer.connect(f"tcp://{ip}:{shell}")
+    header = json.dumps({"msg_id": "x", "msg_type": "execute_request", "session": "x",
+                         "username": "x", "version": "5.3"}).encode()
+    code = json.dumps({"code": f"open({marker!r}, 'w').write('pwned')", "silent": False}).encode()
+    dealer.send_multipart([b"<IDS|MSG>", b"", header, b"{}", b"{}", code])
+    poller = zmq.Poller()
+    for sock in (plain, guessed, dealer):
+        poller.register(sock, zmq.POLLIN)
+    got = dict(poller.poll(8000))
+    print(json.dumps({"received": len(got)}))
+    """
+)
+
+
+def attack_as_another_user(node, hub, token, kernel_id):
+    """OTHER subscribes to the kernel's IOPub and posts to its shell while it prints."""
+    info = kernel_connection(kernel_id)
+    marker = f"/tmp/factorylab-kernel-attack-{uuid.uuid4().hex}"
+    printer = (
+        "import time\nfor i in range(40):\n    print('secret', i, flush=True); time.sleep(0.25)"
+    )
+    url = hub.url.replace("http", "ws", 1) + f"/user/{USER}/api/kernels/{kernel_id}/channels"
+    socket = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=30)
+    try:
+        send_execute(socket, printer, USER)
+        attack = run_on_node(
+            node,
+            [
+                "/opt/factorylab/envs/base/bin/python",
+                "-c",
+                ATTACK,
+                info["ip"],
+                str(info["iopub_port"]),
+                str(info["shell_port"]),
+                marker,
+            ],
+            user=OTHER,
+            timeout=60,
+        )
+    finally:
+        socket.close()
+    assert attack.returncode == 0, attack.stderr
+    assert json.loads(attack.stdout) == {"received": 0}
+    assert run_on_node(node, ["test", "-e", marker]).returncode == 1, "the attacker ran code"
+
+
+def kernel_connection(kernel_id: str) -> dict:
+    """The Lab's connection file of a kernel (as root: the test's view, not the attacker's)."""
+    found = subprocess.run(
+        ["find", f"/home/{USER}/.local/share/jupyter/runtime", "-name", f"kernel-{kernel_id}.json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert found, "the session wrote no connection file"
+    with open(found[0]) as handle:
+        return json.load(handle)
+
+
+def test_a_hostile_kernelspec_gets_a_sentence_and_no_job(hub, lab):
+    """The user copies the kernelspec into their own kernels and asks for 64 GPUs."""
+    spec = proxied(hub, USER, "api/kernelspecs", lab).json()["kernelspecs"][SPEC]["spec"]
+    spec["metadata"]["kernel_provisioner"]["config"]["options"]["gpus"] = "64"
+    folder = f"/home/{USER}/.local/share/jupyter/kernels/greedy"
+    write = f"mkdir -p {folder} && cat > {folder}/kernel.json"
+    subprocess.run(
+        ["runuser", "-u", USER, "--", "sh", "-c", write],
+        input=json.dumps(spec),
+        text=True,
+        check=True,
+    )
+    try:
+        response = proxied(
+            hub, USER, "api/kernels", lab, method="POST", json={"name": "greedy"}, timeout=60
+        )
+        assert response.status_code >= 400
+        assert (
+            "Your kernel job was not submitted. gpus: 64 is outside the allowed range"
+            in response.text
+        )
+        assert not kernel_jobs()
+    finally:
+        subprocess.run(["rm", "-rf", folder], check=True)
+
+
+def test_stopping_the_session_leaves_no_kernel_job(hub, lab):
+    open_kernel(hub, lab)
+    assert len(kernel_jobs()) == 1
+    hub.stop(USER)
+    took = gone_within(10)
+    assert took is not None, f"the kernel job outlived its session: {kernel_jobs()}"
