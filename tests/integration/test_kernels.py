@@ -15,7 +15,7 @@ import uuid
 import pytest
 import websocket
 
-from ..support.hub import proxied, run_in_kernel, send_execute, squeue_active
+from ..support.hub import proxied, run_in_kernel, send_execute, session_pid, squeue_active
 from ..support.nodes import run_on_node
 
 USER, OTHER = "demo11", "demo12"
@@ -40,13 +40,17 @@ def gone_within(seconds: float) -> float | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def lab(hub):
-    """A CPU session of USER, and its token."""
+def start_lab(hub) -> str:
+    """A CPU session of USER (a fresh one); its token."""
     hub.stop(USER)
     hub.start(USER, {"profile": "cpu-notebook"})
-    token = hub.user_token(USER)
-    yield token
+    return hub.user_token(USER)
+
+
+@pytest.fixture(scope="module")
+def lab(hub):
+    """A CPU session of USER for the whole module, and its token."""
+    yield start_lab(hub)
     hub.stop(USER)
 
 
@@ -216,8 +220,49 @@ def test_a_hostile_kernelspec_gets_a_sentence_and_no_job(hub, lab):
 
 
 def test_stopping_the_session_leaves_no_kernel_job(hub, lab):
-    open_kernel(hub, lab)
+    open_kernel(hub, start_lab(hub))
     assert len(kernel_jobs()) == 1
     hub.stop(USER)
     took = gone_within(10)
     assert took is not None, f"the kernel job outlived its session: {kernel_jobs()}"
+
+
+def test_a_session_server_killed_leaves_no_kernel_job(hub, lab):
+    """kill -9 of the session's server: the hub's next poll cancels its kernel jobs."""
+    open_kernel(hub, start_lab(hub))
+    assert len(kernel_jobs()) == 1
+    subprocess.run(["kill", "-9", str(session_pid(USER))], check=True)
+    took = gone_within(30)
+    assert took is not None, f"the kernel job outlived its killed session: {kernel_jobs()}"
+
+
+TESTER = "demo38"  # in factorylab-testers: the demo's idle-test kernel (20 idle seconds)
+
+
+def test_an_idle_kernel_job_is_shut_down_and_a_busy_one_is_not(hub, session):
+    session(TESTER, {"profile": "cpu-notebook"})
+    token = hub.user_token(TESTER)
+    response = proxied(
+        hub,
+        TESTER,
+        "api/kernels",
+        token,
+        method="POST",
+        json={"name": "factorylab-idle-test"},
+        timeout=START_TIMEOUT,
+    )
+    assert response.status_code == 201, response.text[-2000:]
+    kernel_id = response.json()["id"]
+    name = f"factorylab-kernel-{TESTER}-default"
+    # busy for 24 s, beyond the limit: still there
+    code = "import time; time.sleep(24); print('done')"
+    out = run_in_kernel(hub, TESTER, token, code, kernel_id=kernel_id, timeout=60)
+    assert out.strip() == "done"
+    assert squeue_active(["-u", TESTER, "-n", name, "-o", "%i"])
+    # then idle: shut down within its 20 s and the culler's 5 s (and the job with it)
+    started = time.monotonic()
+    while squeue_active(["-u", TESTER, "-n", name, "-o", "%i"]):
+        assert time.monotonic() - started < 45, "the idle kernel job was not shut down"
+        time.sleep(1)
+    kernels = proxied(hub, TESTER, "api/kernels", token).json()
+    assert kernel_id not in [k["id"] for k in kernels]

@@ -78,7 +78,7 @@ def test_a_kernel_for_a_group_is_only_for_its_members(site):
         "demo01", frozenset({"factorylab-testers"}), outsider.partitions, (), (), ()
     )
     assert usable_kernels(restricted, outsider) == []
-    assert usable_kernels(restricted, member) == ["pytorch-gpu"]
+    assert usable_kernels(restricted, member) == ["pytorch-gpu", "idle-test"]
     assert session_kernelspecs(restricted, outsider, "/x/bin/python") == {}
     with pytest.raises(InvalidRequest, match="not open to you"):
         kernel_request(restricted, "pytorch-gpu", {}, outsider)
