@@ -372,8 +372,8 @@ class SlurmSpawner(
         """Cancel the jobs this server started (by name): its SLURMCluster()'s Dask
         workers and its kernel jobs. None of them outlives its session."""
         names = []
-        if self.site.kernels:
-            names.append(kernel_job_name(self.site.slurm.job_name, self.user.name, self.name))
+        if self.site.kernels and self.job_id:
+            names.append(kernel_job_name(self.site.slurm.job_name, self.job_id))
         if self.site.dask.enabled:
             names.append(worker_job_name(self.user.name, self.name))
         for name in names:

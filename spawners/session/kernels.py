@@ -20,21 +20,24 @@ from spawners.site.model import Site
 
 #: The provisioner's name in the ``jupyter_client.kernel_provisioners`` entry point.
 PROVISIONER = "factorylab-slurm"
-#: Kernelspec directories are ``factorylab-<kernel>`` (they never shadow a user's own).
-SPEC_PREFIX = "factorylab-"
+#: Kernelspec directories are ``slurm-<kernel>`` (apart from the images' ``factorylab-<image>``).
+SPEC_PREFIX = "slurm-"
 #: Kernel job ids the provisioner makes up (a uuid4); the name of its private directory.
 KERNEL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: What a kernelspec's provisioner ``config`` may hold; anything else is refused.
 SPEC_OPTIONS = ("partition", "image", "gpus", "gpu_type", "cpus", "memory", "walltime")
 
 
-def kernel_job_name(job_name: str, user: str, server_name: str) -> str:
-    """The Slurm job name of a session's kernel jobs (the hub cancels them by it).
+def kernel_job_name(job_name: str, session_job_id: str) -> str:
+    """The Slurm job name of a session's kernel jobs: the hub cancels them by it.
 
-    >>> kernel_job_name("factorylab", "demo01", "")
-    'factorylab-kernel-demo01-default'
+    Named after the session's own job, so it is unique and short whatever the user's
+    and the server's names.
+
+    >>> kernel_job_name("factorylab", "4242")
+    'factorylab-kernel-4242'
     """
-    return f"{job_name}-kernel-{user}-{server_name or 'default'}"
+    return f"{job_name}-kernel-{session_job_id}"
 
 
 def kernel_options(kernel: Kernel) -> dict[str, str]:

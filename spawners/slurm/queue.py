@@ -118,6 +118,14 @@ class JobMonitor:
         self._wake.set()
         return True
 
+    def keep_fresh(self, job_id: str, seconds: float) -> None:
+        """Poll fast for the next ``seconds`` (renewed at each call): a session waits on
+        this job (a kernel job, whose provisioner asks every few seconds)."""
+        self.ensure_running()
+        if self._watched.get(job_id, 0.0) <= time.monotonic():
+            self._wake.set()  # a new watch: poll fast from now on, not after a steady wait
+        self._watched[job_id] = time.monotonic() + seconds
+
     async def wait_ended(self, job_id: str, seconds: float) -> bool:
         """Wait up to ``seconds`` for the job to leave the queue or end; whether it did."""
         deadline = time.monotonic() + seconds

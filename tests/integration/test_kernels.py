@@ -19,15 +19,16 @@ from ..support.hub import proxied, run_in_kernel, send_execute, session_pid, squ
 from ..support.nodes import run_on_node
 
 USER, OTHER = "demo11", "demo12"
-SPEC = "factorylab-pytorch-gpu"
-JOB_NAME = f"factorylab-kernel-{USER}-default"
+SPEC = "slurm-pytorch-gpu"
+KERNEL_JOB = "factorylab-kernel-"  # and the session's job id
 START_TIMEOUT = 180
 
 
-def kernel_jobs() -> list[list[str]]:
+def kernel_jobs(user: str = USER) -> list[list[str]]:
     """``[job id, state, node, partition]`` of the user's kernel jobs."""
-    out = squeue_active(["-u", USER, "-n", JOB_NAME, "-o", "%i %T %N %P"])
-    return [line.split() for line in out.splitlines()]
+    out = squeue_active(["-u", user, "-o", "%i %T %N %P %j"])
+    rows = [line.split() for line in out.splitlines()]
+    return [row[:4] for row in rows if row[4].startswith(KERNEL_JOB)]
 
 
 def gone_within(seconds: float) -> float | None:
@@ -236,7 +237,7 @@ def test_a_session_server_killed_leaves_no_kernel_job(hub, lab):
     assert took is not None, f"the kernel job outlived its killed session: {kernel_jobs()}"
 
 
-TESTER = "demo38"  # in factorylab-testers: the demo's idle-test kernel (20 idle seconds)
+TESTER = "demo38"  # in factorylab-testers: the demo's idle-test kernel (10 idle seconds)
 
 
 def test_an_idle_kernel_job_is_shut_down_and_a_busy_one_is_not(hub, session):
@@ -248,21 +249,20 @@ def test_an_idle_kernel_job_is_shut_down_and_a_busy_one_is_not(hub, session):
         "api/kernels",
         token,
         method="POST",
-        json={"name": "factorylab-idle-test"},
+        json={"name": "slurm-idle-test"},
         timeout=START_TIMEOUT,
     )
     assert response.status_code == 201, response.text[-2000:]
     kernel_id = response.json()["id"]
-    name = f"factorylab-kernel-{TESTER}-default"
-    # busy for 24 s, beyond the limit: still there
-    code = "import time; time.sleep(24); print('done')"
+    # busy for 15 s, beyond the limit: still there
+    code = "import time; time.sleep(15); print('done')"
     out = run_in_kernel(hub, TESTER, token, code, kernel_id=kernel_id, timeout=60)
     assert out.strip() == "done"
-    assert squeue_active(["-u", TESTER, "-n", name, "-o", "%i"])
-    # then idle: shut down within its 20 s and the culler's 5 s (and the job with it)
+    assert kernel_jobs(TESTER)
+    # then idle: shut down within its 10 s and the culler's 5 s (and the job with it)
     started = time.monotonic()
-    while squeue_active(["-u", TESTER, "-n", name, "-o", "%i"]):
-        assert time.monotonic() - started < 45, "the idle kernel job was not shut down"
+    while kernel_jobs(TESTER):
+        assert time.monotonic() - started < 30, "the idle kernel job was not shut down"
         time.sleep(1)
     kernels = proxied(hub, TESTER, "api/kernels", token).json()
     assert kernel_id not in [k["id"] for k in kernels]

@@ -16,6 +16,7 @@ it, with ipykernel).
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,9 @@ import zmq
 CONNECTION = "connection.json"
 #: How long a kernel may take from its start until its sockets are bound.
 BIND_TIMEOUT = 120
+#: The session asks how the kernel is every few seconds (Jupyter's restarter): after this
+#: long without a request its session is gone, and the job ends rather than hold a GPU.
+SILENCE_LIMIT = 180
 KEYS = ("key", "signature_scheme", "curve_publickey", "curve_secretkey")
 PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
@@ -149,9 +153,18 @@ def main():
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, end)
-    announce(address, port)
-    print(f"FactoryLab: kernel agent listening on {address}:{port} (CurveZMQ)", flush=True)
-    while True:
+    try:
+        announce(address, port)
+        print(f"FactoryLab: kernel agent listening on {address}:{port} (CurveZMQ)", flush=True)
+        serve(server, kernel)
+    finally:
+        kernel.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def serve(server, kernel):
+    """Answer requests until none came for ``SILENCE_LIMIT`` seconds."""
+    while server.poll(SILENCE_LIMIT * 1000):
         try:
             request = server.recv_json()
         except ValueError:
@@ -160,8 +173,10 @@ def main():
             answer = handle(kernel, request)
         except Exception as exc:  # every request gets an answer: the REP socket needs one
             answer = {"ok": False, "error": str(exc)}
-        print(f"FactoryLab: {request} -> {answer}", flush=True)
+        if not (isinstance(request, dict) and request.get("op") == "poll"):
+            print(f"FactoryLab: {request} -> {answer}", flush=True)
         server.send_json(answer)
+    print(f"FactoryLab: no request for {SILENCE_LIMIT} s: the session is gone", flush=True)
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ def write_kernelspecs():
     write_private_files(paths[0], {})
     write_private_files(kernels, {})
     for name in os.listdir(kernels):
-        if name.startswith("factorylab-") and name not in specs:
+        if name.startswith("slurm-") and name not in specs:
             shutil.rmtree(os.path.join(kernels, name), ignore_errors=True)
     for name, spec in specs.items():
         text = json.dumps(spec, indent=1, sort_keys=True) + "\n"

@@ -71,7 +71,7 @@ def spawner(monkeypatch):
 
 # A session's kernel jobs and Dask workers, by name (the demo site has kernels: and Dask)
 CANCEL_NAMED = [
-    ("cancel_named", "factorylab-kernel-demo01-run1", "demo01"),
+    ("cancel_named", "factorylab-kernel-12", "demo01"),
     ("cancel_named", "dask-demo01-run1", "demo01"),
 ]
 

@@ -155,3 +155,27 @@ async def test_orphans_are_left_alone_without_a_grace(monitor):
     monitor.client.jobs = [_job("31")]
     snapshot = await monitor.fresh_snapshot()
     assert await monitor.reconcile_orphans(snapshot) == []
+
+
+async def test_kernel_jobs_are_kept_apart_and_are_no_orphans(monitor):
+    monitor.client.jobs = [
+        _job("41"),
+        _job("42", "PENDING", name="factorylab-kernel-41", partition="gpu"),
+        _job("43", name="factorylab-kernelish"),
+    ]
+    monitor.claim("41")
+    monitor.orphan_grace = 0.0
+    snapshot = await monitor.fresh_snapshot()
+    assert set(snapshot.jobs) == {"41"} and set(snapshot.kernels) == {"42"}
+    assert snapshot.queue_position("42") == 1
+    assert await monitor.reconcile_orphans(snapshot) == []
+
+
+async def test_a_kernel_job_kept_fresh_polls_fast_until_nobody_asks(monitor):
+    monitor.client.jobs = [_job("51", "PENDING", name="factorylab-kernel-50")]
+    await monitor.fresh_snapshot()
+    monitor.keep_fresh("51", 0.3)
+    assert monitor.interval == 0.1
+    monitor.keep_fresh("51", 0.3)  # renewed by every ask, unlike watch()
+    await asyncio.sleep(0.4)
+    assert monitor.interval == 60
