@@ -4,11 +4,13 @@ They fail (not skip) when the cluster is missing: `make test` brings it up first
 """
 
 import os
+import subprocess
+import time
 
 import pytest
 import requests
 
-from ..support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub
+from ..support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, sbatch_as, squeue_active
 
 
 @pytest.hookimpl(trylast=True)
@@ -62,3 +64,25 @@ def tls_hub(hub):
     running = module.start()
     yield running
     module.stop(running)
+
+
+@pytest.fixture
+def gpus_full():
+    """Jobs of another user that hold every GPU of every node (4 H100 on c01, 2 A100 on c02)."""
+    gres = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    jobs = [
+        sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={kinds.split('(')[0]}")
+        for node, kinds in (line.split() for line in gres if line.strip())
+    ]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() == ["RUNNING"] * len(jobs):
+            break
+        time.sleep(0.3)
+    yield jobs
+    subprocess.run(["scancel", *jobs], check=False)

@@ -4,32 +4,8 @@ import json
 import subprocess
 import time
 
-import pytest
-
-from ..support.hub import HUB_URL, demo_admin, login, sbatch_as, squeue_active
+from ..support.hub import HUB_URL, demo_admin, login, squeue_active
 from ..support.metrics import events_of, scrape, total
-
-
-@pytest.fixture
-def gpus_full():
-    """Jobs of another user that hold every GPU of every node (4 H100 on c01, 2 A100 on c02)."""
-    gres = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    jobs = [
-        sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={kinds.split('(')[0]}")
-        for node, kinds in (line.split() for line in gres if line.strip())
-    ]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() == ["RUNNING"] * len(jobs):
-            break
-        time.sleep(0.3)
-    yield jobs
-    subprocess.run(["scancel", *jobs], check=False)
 
 
 def _progress_messages(hub, user, wanted: str, timeout: float = 30) -> list[str]:

@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
 EXT = IMAGES / "base" / "labextension"
 SOURCE = EXT / "src" / "index.ts"
+
+
+def _sources() -> str:
+    """Every TypeScript source of the extension, joined (index.ts imports the others)."""
+    return "".join(path.read_text() for path in sorted((EXT / "src").glob("*.ts")))
+
+
 SERVER_EXTENSION = IMAGES / "base" / "overlay" / "site-packages" / "factorylab_session"
 NAME = "factorylab-session"
 # what the deploy (ansible role envs) and the Apptainer images copy and build
@@ -56,7 +63,8 @@ def _pinned_jupyterlab() -> str:
 
 
 def _imports() -> set[str]:
-    return set(re.findall(r"^import .* from '([^']+)';", SOURCE.read_text(), re.MULTILINE))
+    found = re.findall(r"^import .* from '([^']+)';", _sources(), re.MULTILINE)
+    return {name for name in found if not name.startswith("./")}
 
 
 def _literals(text: str) -> set[str]:
@@ -160,8 +168,9 @@ def test_lock_file_matches_package_json_and_names_no_registry():
 
 
 def test_plugin_ids_and_endpoints_match_the_server_extension():
-    source = SOURCE.read_text()
+    source = _sources()
     assert f"const PLUGIN_ID = '{NAME}:time-left';" in source
+    assert f"id: '{NAME}:kernel-jobs'," in source
     server = (SERVER_EXTENSION / "__init__.py").read_text()
     routes = set(re.findall(r'url_path_join\(base, r?"([^"]+)"\)', server))
     assert routes == {
@@ -171,8 +180,10 @@ def test_plugin_ids_and_endpoints_match_the_server_extension():
         "factorylab/kernels/([0-9a-f-]{36})/cancel",
     }
     assert "URLExt.join(settings.baseUrl, 'factorylab', path)" in source
-    assert "call('session')" in source
-    assert "call('session/extend', { method: 'POST', body: '{}' })" in source
+    assert "call<ISessionFacts>('session')" in source
+    assert "call<ISessionFacts>('session/extend', { method: 'POST', body: '{}' })" in source
+    assert "call<{ kernels?: IKernelJob[] }>('kernels')" in source
+    assert "call<object>('kernels/' + job.id + '/cancel', { method: 'POST' })" in source
     for field in ("time_left_seconds", "extend_by_seconds", "extendable_until", "message"):
         assert field in source
 
@@ -228,8 +239,8 @@ def test_a_local_build_was_built_from_these_sources():
     assert re.fullmatch(r"static/remoteEntry\.[0-9a-f]+\.js", load["load"]), load
     assert (EXT / "dist" / load["load"]).is_file()
     bundle = "".join(path.read_text() for path in (EXT / "dist" / "static").glob("*.js"))
-    compiled = (EXT / "lib" / "index.js").read_text()
-    literals = _literals(SOURCE.read_text())
+    compiled = "".join(path.read_text() for path in (EXT / "lib").glob("*.js"))
+    literals = _literals(_sources())
     assert len(literals) > 15
     for text in sorted(literals):
         assert text in compiled, f"lib/ is stale: {text!r} missing; rerun build.sh"

@@ -9,10 +9,11 @@
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, Notification, showDialog } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
+
+import { call, format } from './api';
+import kernelJobs from './kernels';
 
 /** What ``GET /factorylab/session`` (and a successful extend) answers. */
 interface ISessionFacts {
@@ -24,32 +25,9 @@ interface ISessionFacts {
   message?: string;
 }
 
-interface ICallResult {
-  ok: boolean;
-  data: ISessionFacts;
-}
 
 const PLUGIN_ID = 'factorylab-session:time-left';
 const EXTEND_COMMAND = 'factorylab:extend-session';
-
-/** "1 h 05 min" from an hour on, else "5 min 09 s"; never negative. */
-function format(seconds: number): string {
-  const s = Math.max(0, Math.floor(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0
-    ? h + ' h ' + String(m).padStart(2, '0') + ' min'
-    : m + ' min ' + String(s % 60).padStart(2, '0') + ' s';
-}
-
-/** Call the session's server extension under ``<base url>/factorylab/``. */
-async function call(path: string, init?: RequestInit): Promise<ICallResult> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'factorylab', path);
-  const response = await ServerConnection.makeRequest(url, init || {}, settings);
-  const data = (await response.json().catch(() => ({}))) as ISessionFacts;
-  return { ok: response.ok, data: data };
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -82,7 +60,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!choice.button.accept) {
         return;
       }
-      const result = await call('session/extend', { method: 'POST', body: '{}' });
+      const result = await call<ISessionFacts>('session/extend', { method: 'POST', body: '{}' });
       if (result.ok) {
         facts = result.data;
         fetchedAt = Date.now();
@@ -126,7 +104,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     async function refresh(): Promise<void> {
       try {
-        const result = await call('session');
+        const result = await call<ISessionFacts>('session');
         if (result.ok) {
           facts = result.data;
           fetchedAt = Date.now();
@@ -152,4 +130,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin];
+export default [plugin, kernelJobs];
