@@ -63,6 +63,7 @@ def slurm_limits(site_data: dict) -> dict:
         }
     return {
         "partitions": {n: _minutes(p.max_walltime) for n, p in site.partitions.items()},
+        "oversubscribe": {n: p.oversubscribe for n, p in site.partitions.items()},
         "deny_qos": deny,
         "qos": qos,
     }

@@ -121,6 +121,15 @@ class Partition(Strict):
     gpu_request: Literal["gres", "gpus"] = Field(
         "gres", description="How GPUs are requested: --gres=gpu[:type]:N or --gpus=[type:]N."
     )
+    oversubscribe: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="How many jobs may share a CPU core (Slurm's OverSubscribe=FORCE:N); 1: "
+        "none. A partition of small Lab sessions that mostly wait for their user can share "
+        "cores. make up writes it into the demo cluster's slurm.conf; on a site, match "
+        "slurm.conf.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Partition:

@@ -17,7 +17,8 @@ LOCAL = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
 
 def test_partition_and_group_limits_of_the_demo_site():
     limits = filters.slurm_limits(LOCAL)
-    assert limits["partitions"] == {"cpu": 480, "gpu": 240}
+    assert limits["partitions"] == {"cpu": 480, "gpu": 240, "lab": 480}
+    assert limits["oversubscribe"] == {"cpu": 1, "gpu": 1, "lab": 4}
     assert limits["qos"]["part-cpu"] == {
         "tres": "cpu=8,mem=16384M",
         "minutes": 480,
@@ -30,7 +31,7 @@ def test_partition_and_group_limits_of_the_demo_site():
         "minutes": 60,
         "flags": "DenyOnLimit,OverPartQOS",
     }
-    assert limits["deny_qos"] == {"cpu": [], "gpu": []}
+    assert limits["deny_qos"] == {"cpu": [], "gpu": [], "lab": []}
 
 
 def test_a_group_limit_never_exceeds_its_partitions_and_keeps_to_its_partitions():
@@ -39,7 +40,8 @@ def test_a_group_limit_never_exceeds_its_partitions_and_keeps_to_its_partitions(
     limits = filters.slurm_limits(site)
     course = limits["qos"]["factorylab-course"]
     assert course["tres"] == "cpu=8,mem=16384M,gres/gpu=0" and course["minutes"] == 480
-    assert limits["deny_qos"] == {"cpu": [], "gpu": ["factorylab-course"]}
+    course_denied = ["factorylab-course"]
+    assert limits["deny_qos"] == {"cpu": [], "gpu": course_denied, "lab": course_denied}
 
 
 def test_demo_associations_follow_the_site_files_accounts_and_groups():

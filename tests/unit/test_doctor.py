@@ -11,7 +11,7 @@ from spawners.doctor import Doctor, Ran, diagnose
 SINFO = {
     "nodes": [
         {"name": "n1", "partitions": ["cpu", "gpu"], "gres": "gpu:h100:4(S:0)"},
-        {"name": "n2", "partitions": ["cpu"], "gres": ""},
+        {"name": "n2", "partitions": ["cpu", "lab"], "gres": ""},
         {"name": "n3", "partitions": ["cpu", "gpu"], "gres": "gpu:a100:2(S:0)"},
     ]
 }
@@ -30,7 +30,9 @@ class FakeCluster:
             "scontrol show config": Ran(
                 0, "DefMemPerCPU            = 1000\nSlurmdTimeout           = 30 sec\n", ""
             ),
-            "scontrol -o show partition": Ran(0, "PartitionName=cpu\nPartitionName=gpu\n", ""),
+            "scontrol -o show partition": Ran(
+                0, "PartitionName=cpu\nPartitionName=gpu\nPartitionName=lab\n", ""
+            ),
             "sudo -n -u": Ran(0, "", "sbatch: Job 3 to start at now"),
             "sudo -n -l": Ran(1, "", "Sorry, user factorylab is not allowed"),
             **answers,
@@ -68,7 +70,8 @@ def test_a_healthy_cluster_is_all_ok(site, healthy):
     assert all(line.startswith("OK") for line in lines)
     assert [line[5:].split(":")[0] for line in lines] == [
         "slurm commands", "slurm version", "slurmctld", "munge", "partition cpu",
-        "partition gpu", "memory defaults", "node failures", "sudo rules", "sudo refusal",
+        "partition gpu", "partition lab", "memory defaults", "node failures", "sudo rules",
+        "sudo refusal",
     ]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ LOCAL = REPO / "hub_config" / "site.local.yaml"
 
 def test_shipped_site_files_are_valid():
     local = load_site(LOCAL)
-    assert set(local.partitions) == {"cpu", "gpu"}
+    assert set(local.partitions) == {"cpu", "gpu", "lab"}
     assert local.partitions["gpu"].max_gpus == 4
     assert local.demo.usernames()[0] == "demo01" and local.demo.usernames()[-1] == "demo40"
     load_site(EXAMPLE)
