@@ -221,7 +221,7 @@ def test_the_hub_account_cannot_reach_root(hub):
 def test_a_session_keeps_its_reports_across_a_hub_restart(hub, session):
     """Issue 14, 7: after a restart the session's own token got 403 from its endpoints."""
     user = "demo38"
-    session(user, {"profile": "idle-test"})  # culled after 1 idle minute
+    session(user, {"profile": "idle-test"})  # culled after 30 idle seconds
     token = process_env(session_pid(user))["JUPYTERHUB_API_TOKEN"]
     headers = {"Authorization": f"token {token}"}
     services.service("restart", "hub", check=True)
@@ -232,8 +232,8 @@ def test_a_session_keeps_its_reports_across_a_hub_restart(hub, session):
     # a kernel that executes past the idle limit: its reports must keep the session alive
     user_token = hub.user_token(user)
     began = time.monotonic()
-    run_in_kernel(hub, user, user_token, "import time\ntime.sleep(100)", timeout=130)
-    assert time.monotonic() - began > 90
+    run_in_kernel(hub, user, user_token, "import time\ntime.sleep(55)", timeout=90)
+    assert time.monotonic() - began > 50
     assert hub.server(user) and hub.server(user)["ready"], "a busy session was culled"
     assert proxied(hub, user, "api/status", user_token).status_code == 200
     # once the session stops, its server token is revoked, although the hub no longer

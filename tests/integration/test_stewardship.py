@@ -1,7 +1,7 @@
 """GPU stewardship on the real cluster: idle culling by kernel activity, time left, extend.
 
 The demo site file gives profile ``idle-test`` (1 GPU, group factorylab-testers) an idle
-limit of one minute; the culler checks every 10 s and sessions report every 10 s.
+limit of 30 seconds; the culler checks every 10 s and sessions report every 10 s.
 """
 
 import contextlib
@@ -28,7 +28,7 @@ from ..support.hub import (
 )
 from ..support.metrics import events_of, scrape, total
 
-IDLE_LIMIT = 60
+IDLE_LIMIT = 30
 CULLED_WITHIN = IDLE_LIMIT + 10 + 10 + 30  # limit, a report, a culler check, and slack
 
 

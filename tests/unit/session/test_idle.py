@@ -14,7 +14,7 @@ MINUTE = datetime.timedelta(minutes=1)
 def test_limits_by_profile_then_partition_then_default(site):
     assert idle_limit(site, parse_request({"profile": "cpu-notebook"}, site)) == 4 * 3600
     assert idle_limit(site, parse_request({"partition": "gpu"}, site)) == 30 * 60
-    assert idle_limit(site, parse_request({"profile": "idle-test"}, site)) == 60
+    assert idle_limit(site, parse_request({"profile": "idle-test"}, site)) == 30
 
 
 def test_the_servers_own_kernel_culling_never_touches_a_busy_kernel():
