@@ -63,7 +63,14 @@ def slurm_limits(site_data: dict) -> dict:
         }
     return {
         "partitions": {n: _minutes(p.max_walltime) for n, p in site.partitions.items()},
-        "oversubscribe": {n: p.oversubscribe for n, p in site.partitions.items()},
+        # Slurm keeps jobs of partitions that share cores off nodes that run jobs of
+        # partitions that do not, so when one partition shares, all are written
+        # OverSubscribe=FORCE:N (1: no sharing within the partition), and they mix.
+        "oversubscribe": (
+            {n: p.oversubscribe for n, p in site.partitions.items()}
+            if any(p.oversubscribe > 1 for p in site.partitions.values())
+            else {}
+        ),
         "deny_qos": deny,
         "qos": qos,
     }

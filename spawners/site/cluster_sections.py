@@ -127,8 +127,9 @@ class Partition(Strict):
         le=64,
         description="How many jobs may share a CPU core (Slurm's OverSubscribe=FORCE:N); 1: "
         "none. A partition of small Lab sessions that mostly wait for their user can share "
-        "cores. make up writes it into the demo cluster's slurm.conf; on a site, match "
-        "slurm.conf.",
+        "cores. make up writes it into the demo cluster's slurm.conf, and then every other "
+        "partition as FORCE:1: Slurm keeps sharing jobs off nodes that run jobs of a "
+        "partition without OverSubscribe. On a site, match slurm.conf.",
     )
 
     @model_validator(mode="after")

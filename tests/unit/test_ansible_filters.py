@@ -18,6 +18,7 @@ LOCAL = yaml.safe_load((REPO / "hub_config" / "site.local.yaml").read_text())
 def test_partition_and_group_limits_of_the_demo_site():
     limits = filters.slurm_limits(LOCAL)
     assert limits["partitions"] == {"cpu": 480, "gpu": 240, "lab": 480}
+    # lab shares cores, so every partition is written FORCE:N (they mix on a node)
     assert limits["oversubscribe"] == {"cpu": 1, "gpu": 1, "lab": 4}
     assert limits["qos"]["part-cpu"] == {
         "tres": "cpu=8,mem=16384M",
@@ -77,3 +78,9 @@ def test_a_bad_node_count_is_a_sentence_that_names_it(count):
     message = str(caught.value)
     assert message.startswith(f"NODES={count or '(empty)'}: the demo cluster has 1 to 8")
     assert "make up NODES=2" in message
+
+
+def test_no_partition_shares_cores_unless_one_asks():
+    site = copy.deepcopy(LOCAL)
+    del site["partitions"]["lab"], site["profiles"]["lab"]
+    assert filters.slurm_limits(site)["oversubscribe"] == {}
