@@ -87,8 +87,10 @@ class KernelJobsHandler(APIHandler):
             site, data.get("kernel"), data.get("options", {}), await session.entitlements()
         )
         own = session.session_request
-        if own is not None and (own.account or own.reservation):
-            request = replace(request, account=own.account, reservation=own.reservation)
+        if own is not None and own.account:
+            # charged as its session; not in its reservation (a reservation's nodes may
+            # have no GPU: the kernel's partition is not the session's)
+            request = replace(request, account=own.account)
         image = site.images[request.image]
         return kernel, KernelJob(
             user=user,
@@ -110,29 +112,34 @@ class KernelJobHandler(APIHandler):
     """``GET /hub/api/factorylab/kernels/<job id>``: state, plain-words news, agent."""
 
     #: A job the snapshot does not list yet (just submitted) may ask for a fresh one,
-    #: at most this often per session.
-    FRESH_EVERY = 2.0
+    #: at most this often per session; until one lists it or not, the answer is UNKNOWN.
+    FRESH_EVERY = 1.0
     _fresh_at: ClassVar[dict[str, float]] = {}
 
     @web.authenticated
     async def get(self, job_id: str) -> None:
         _, session = running_session(self)
         name = kernel_job_name(session.site.slurm.job_name, session.job_id)
-        monitor = session.monitor
-        snapshot = await monitor.current_snapshot(timeout=session.site.slurm.command_timeout)
+        monitor, timeout = session.monitor, session.site.slurm.command_timeout
+        asked = time.monotonic()
+        snapshot = await monitor.current_snapshot(timeout=timeout)
         if job_id not in snapshot.kernels and self._may_refresh(session.job_id):
             with contextlib.suppress(TimeoutError):
-                snapshot = await monitor.fresh_snapshot(timeout=session.site.slurm.command_timeout)
+                snapshot = await monitor.fresh_snapshot(timeout=timeout)
         job = snapshot.kernels.get(job_id)
         if job is not None and (job.user != session.user.name or job.name != name):
             job = None  # another session's kernel: as if it did not exist
+        if job is None and snapshot.taken_at < asked:
+            # not listed, but this view is older than the question: no verdict yet
+            self.finish(json.dumps({"job_id": job_id, "ended": False, "state": "UNKNOWN"}))
+            return
         news: dict = {"job_id": job_id, "ended": job is None or not job.active}
         if job is None or not job.active:
             news.update(
                 state=job.state if job else None, message=kernel_ended_sentence(job_id, job)
             )
         else:
-            if not job.running:
+            if not job.running or not job.comment:
                 monitor.keep_fresh(job_id, 10)  # its provisioner asks again in 2 s
             news.update(
                 state=job.state,

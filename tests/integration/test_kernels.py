@@ -42,9 +42,10 @@ def gone_within(seconds: float) -> float | None:
 
 
 def start_lab(hub) -> str:
-    """A CPU session of USER (a fresh one); its token."""
+    """A Lab of USER (a fresh one: the Lab profile, on the demo's shared-core partition);
+    its token."""
     hub.stop(USER)
-    hub.start(USER, {"profile": "cpu-notebook"})
+    hub.start(USER, {"profile": "lab"})
     return hub.user_token(USER)
 
 
@@ -66,6 +67,13 @@ def open_kernel(hub, token) -> str:
 def test_the_launcher_lists_the_kernel_job(hub, lab):
     specs = proxied(hub, USER, "api/kernelspecs", lab).json()["kernelspecs"]
     assert specs[SPEC]["spec"]["display_name"] == "PyTorch · 1 GPU (Slurm job)"
+    # the Lab runs on the partition whose cores Labs share
+    [lab_job] = [row for row in squeue_active(["-u", USER, "-o", "%j %P"]).splitlines()]
+    assert lab_job == "factorylab lab"
+    partition = subprocess.run(
+        ["scontrol", "-o", "show", "partition", "lab"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "OverSubscribe=FORCE:4" in partition
 
 
 def test_a_gpu_kernel_is_a_job_of_its_own_with_its_gpu(hub, lab):

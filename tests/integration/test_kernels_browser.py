@@ -1,5 +1,6 @@
-"""A GPU kernel job in JupyterLab, in a real browser: the Launcher's card, the queue's
-news while every GPU is taken, Cancel, then the kernel and its cell's output.
+"""A GPU kernel job in JupyterLab, in a real browser, from the Lab profile: the
+Launcher's card, the queue's news while every GPU is taken, Cancel, then the kernel and
+its cell's output.
 
 Debian's Chromium, driven by Playwright. Screenshots go to tests/artifacts/.
 """
@@ -33,7 +34,7 @@ def page():
 def test_lab_launcher_pending_cancel_then_first_cell(hub, session, gpus_full, page):
     # an earlier run's notebooks and layout must not hide the Launcher
     subprocess.run(f"rm -f /home/{USER}/Untitled*.ipynb", shell=True, check=True)
-    session(USER, {"profile": "cpu-notebook"})
+    session(USER, {"profile": "lab"})
     page.goto(f"{HUB_URL}/hub/login")
     page.fill("#username_input", USER)
     page.fill("#password_input", demo_password())

@@ -23,9 +23,10 @@ interface IKernelJob {
 
 /** Warn this long before a kernel job's end (seconds). */
 const WARNINGS = [600, 120];
-/** Poll this often while a kernel job waits, and otherwise (milliseconds). */
+/** Poll this often while a kernel job waits or the tab is seen, else (milliseconds). */
 const PENDING_POLL = 2000;
 const STEADY_POLL = 3000;
+const HIDDEN_POLL = 30000;
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'factorylab-session:kernel-jobs',
@@ -33,7 +34,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   activate: (app: JupyterFrontEnd): void => {
     const waiting = new Map<string, string>(); // kernel id -> notification id
-    const warned = new Set<string>(); // "<kernel id>:<seconds>"
+    const warned = new Set<string>(); // "<job id>:<seconds>"
 
     function cancel(job: IKernelJob): void {
       void call<object>('kernels/' + job.id + '/cancel', { method: 'POST' });
@@ -68,7 +69,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       const left = job.ends_at - Date.now() / 1000;
       for (const mark of WARNINGS) {
-        const key = job.id + ':' + mark;
+        const key = job.job_id + ':' + mark;
         if (left <= mark && !warned.has(key)) {
           warned.add(key);
           Notification.warning(
@@ -105,8 +106,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
           Notification.dismiss(shown);
         }
       }
+      const jobIds = new Set(jobs.map(job => String(job.job_id)));
+      for (const key of Array.from(warned)) {
+        if (!jobIds.has(key.split(':')[0])) {
+          warned.delete(key);
+        }
+      }
       const pending = jobs.some(job => job.state === 'pending');
-      window.setTimeout(() => void refresh(), pending ? PENDING_POLL : STEADY_POLL);
+      const wait = pending ? PENDING_POLL : document.hidden ? HIDDEN_POLL : STEADY_POLL;
+      window.setTimeout(() => void refresh(), wait);
     }
 
     app.restored.then(() => void refresh());
