@@ -26,7 +26,8 @@ help:
 	@echo "make images  build every image of the site file as a venv under /opt/factorylab/envs"
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
 	@echo "make unit    unit tests and the doctests in spawners/ (no cluster needed)"
-	@echo "make bench   cold spawn, 40-user burst, Dask scale-up, first cell (browser), memory, extensions"
+	@echo "make bench   cold spawn, 40-user burst, Dask scale-up, first cell (browser), memory, extensions,"
+	@echo "             a GPU kernel job opened in a running Lab"
 	@echo "             vs plain batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
 	@echo "Needs Debian 12, root, make and git; the targets install the rest (python3-venv too)."
@@ -124,3 +125,4 @@ bench: venv up browser
 	$(PY) -m bench.first_cell
 	$(PY) -m bench.memory
 	$(PY) -m bench.extensions
+	$(PY) -m bench.kernel_open
