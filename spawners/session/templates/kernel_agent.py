@@ -36,14 +36,30 @@ PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
 def read_keys(kernel_dir):
-    """The kernel's keys, from the file the provisioner wrote (this user's alone)."""
+    """The kernel's keys (and where the provisioner waits for the agent's call), from the
+    file the provisioner wrote (this user's alone)."""
     path = os.path.join(kernel_dir, CONNECTION)
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd) as handle:
         if os.fstat(handle.fileno()).st_uid != os.geteuid():
             raise OSError(f"{path} is not this user's")
         info = json.load(handle)
-    return {key: info[key] for key in KEYS}
+    keys = {key: info[key] for key in KEYS}
+    keys["callback"] = info.get("callback")
+    return keys
+
+
+def call_back(context, keys, address, port):
+    """Tell the provisioner at once where this agent listens (CurveZMQ, the same keys)."""
+    if not keys.get("callback"):
+        return
+    push = context.socket(zmq.PUSH)
+    push.curve_serverkey = push.curve_publickey = keys["curve_publickey"].encode()
+    push.curve_secretkey = keys["curve_secretkey"].encode()
+    push.linger = 5000
+    push.connect(f"tcp://{keys['callback']}")
+    push.send_json({"agent": f"{address}:{port}", "node": os.environ.get("SLURMD_NODENAME", "")})
+    push.close()  # lingers until sent, or 5 s: the job's comment is the fallback
 
 
 def announce(address, port):
@@ -146,7 +162,7 @@ def main():
     server.curve_server = True
     port = server.bind_to_random_port(f"tcp://{address}")
     runtime = tempfile.mkdtemp(prefix="factorylab-kernel-")  # node-local, 0700
-    kernel = Kernel(keys, address, runtime)
+    kernel = Kernel({key: keys[key] for key in KEYS}, address, runtime)
 
     def end(signum, frame):
         kernel.stop()
@@ -154,6 +170,7 @@ def main():
 
     signal.signal(signal.SIGTERM, end)
     try:
+        call_back(context, keys, address, port)
         announce(address, port)
         print(f"FactoryLab: kernel agent listening on {address}:{port} (CurveZMQ)", flush=True)
         serve(server, kernel)
