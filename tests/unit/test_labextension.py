@@ -73,7 +73,7 @@ def _literals(text: str) -> set[str]:
     text = re.sub(r"^\s*//.*$", "", text, flags=re.MULTILINE)
     found = re.findall(r"'((?:[^'\\\n]|\\.)*)'|\"((?:[^\"\\\n]|\\.)*)\"", text)
     strings = {single or double for single, double in found}
-    return {s for s in strings if len(s) >= 6 and not s.startswith("@") and "\\" not in s}
+    return {s for s in strings if len(s) >= 6 and not s.startswith(("@", "./")) and "\\" not in s}
 
 
 def test_package_is_the_session_extension():

@@ -34,7 +34,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   activate: (app: JupyterFrontEnd): void => {
     const waiting = new Map<string, string>(); // kernel id -> notification id
-    const warned = new Set<string>(); // "<job id>:<seconds>"
+    const warned = new Set<string>(); // keys: job id, colon, seconds before the end
 
     function cancel(job: IKernelJob): void {
       void call<object>('kernels/' + job.id + '/cancel', { method: 'POST' });
