@@ -89,6 +89,6 @@ def test_a_partition_slurm_lacks_is_a_fail_with_its_fix(tmp_path):
     broken.write_text(yaml.safe_dump(site))
     fail = _fails(_doctor(str(broken)))
     assert fail == [
-        "FAIL partition bigmem: Slurm has no partition 'bigmem' (it has: cpu, gpu); add it "
+        "FAIL partition bigmem: Slurm has no partition 'bigmem' (it has: cpu, gpu, lab); add it "
         "to slurm.conf or remove it from the site file's partitions"
     ]
