@@ -9,8 +9,9 @@ import pwd
 import sys
 
 from spawners.doctor import diagnose
-from spawners.hub.options import check_request
+from spawners.hub.options import check_request, user_entitlements
 from spawners.session.job import render_job_script, session_job_spec
+from spawners.session.kernels import kernelspecs_for
 from spawners.session.request import InvalidRequest
 from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.auth import SecretFileError, read_client_secret
@@ -87,15 +88,22 @@ def job_script(path: str, user: str, options: str, server_name: str) -> int:
         reason = f"no user named {user!r}" if isinstance(exc, KeyError) else str(exc)
         print(f"factorylab job-script: {reason}", file=sys.stderr)
         return 2
+
+    async def checked() -> tuple:
+        cluster = shared_cluster_state(site)
+        request = await check_request(site, user, chosen, cluster)
+        return request, kernelspecs_for(site, request, await user_entitlements(site, user, cluster))
+
     try:
-        request = asyncio.run(check_request(site, user, chosen, shared_cluster_state(site)))
+        request, kernelspecs = asyncio.run(checked())
     except InvalidRequest as exc:
         print(f"Your session would not be submitted. {exc}", file=sys.stderr)
         return 1
     try:
-        script = render_job_script(
-            session_job_spec(site, request, user, account.pw_dir, server_name)
+        spec = session_job_spec(
+            site, request, user, account.pw_dir, server_name, kernelspecs=kernelspecs
         )
+        script = render_job_script(spec)
     except ValueError as exc:
         print(f"factorylab job-script: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ from pathlib import Path
 from traitlets import HasTraits
 
 from spawners.session.job import JobSpec, session_job_spec
-from spawners.session.kernels import session_kernelspecs
+from spawners.session.kernels import kernelspecs_for
 from spawners.session.paths import session_dir
 from spawners.session.request import SessionRequest
 
@@ -40,8 +40,7 @@ class JobInputsMixin(HasTraits):
         """The kernel jobs this user may open from the session (the site's ``kernels:``)."""
         if not self.site.kernels:
             return {}
-        python = f"{self.site.images[request.image].venv.rstrip('/')}/bin/python"
-        return session_kernelspecs(self.site, await self.entitlements(), python)
+        return kernelspecs_for(self.site, request, await self.entitlements())
 
     def signing_key(self) -> bytes | None:
         """The key session scripts are signed with (None, and a warning, if unreadable)."""

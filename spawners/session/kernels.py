@@ -126,6 +126,14 @@ def kernelspec(site: Site, name: str, python: str) -> dict:
     }
 
 
+def kernelspecs_for(site: Site, request: SessionRequest, allowed: Entitlements) -> dict[str, dict]:
+    """The kernelspecs of a session with ``request`` (none when the site has no kernels)."""
+    if not site.kernels:
+        return {}
+    python = f"{site.images[request.image].venv.rstrip('/')}/bin/python"
+    return session_kernelspecs(site, allowed, python)
+
+
 def session_kernelspecs(site: Site, allowed: Entitlements, python: str) -> dict[str, dict]:
     """Every kernelspec a session gets: ``{directory name: kernel.json}``."""
     return {

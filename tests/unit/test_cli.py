@@ -10,6 +10,7 @@ from spawners.cli import main
 from spawners.hub import options
 from spawners.session.entitlements import unix_groups
 from spawners.session.job import render_job_script, session_job_spec
+from spawners.session.kernels import kernelspecs_for
 from spawners.session.request import entitlements_for, parse_request
 from spawners.slurm.cluster import ClusterState
 
@@ -39,6 +40,7 @@ def _no_slurm(monkeypatch):
         return entitlements_for(site, user, unix_groups(user), (), ())
 
     monkeypatch.setattr(options, "user_entitlements", _no_accounts)
+    monkeypatch.setattr("spawners.cli.user_entitlements", _no_accounts)
     monkeypatch.setattr("spawners.cli.shared_cluster_state", lambda site: _NoCluster())
 
 
@@ -47,8 +49,13 @@ def test_job_script_prints_what_the_hub_renders(site, user, capsys):
     printed = capsys.readouterr().out
     home = pwd.getpwnam(user).pw_dir
     request = parse_request({"partition": "cpu"}, site)
-    assert printed == render_job_script(session_job_spec(site, request, user, home, ""))
+    # the session's kernel jobs too, those this user's groups may open
+    allowed = entitlements_for(site, user, unix_groups(user), (), ())
+    kernels = kernelspecs_for(site, request, allowed)
+    spec = session_job_spec(site, request, user, home, "", kernelspecs=kernels)
+    assert printed == render_job_script(spec)
     assert "#SBATCH --partition=cpu" in printed and f"#SBATCH --chdir={home}" in printed
+    assert "FACTORYLAB_KERNELSPECS=" in printed
 
 
 def test_job_script_refuses_what_a_spawn_refuses(user, capsys):
