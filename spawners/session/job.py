@@ -19,7 +19,8 @@ from spawners.site import Site
 from spawners.site.types import SLURM_NAME, is_valid_username
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
+#: An absolute path of plain characters: safe in an ``#SBATCH`` line and unquoted.
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
 
 #: The in-job launcher, in the order the job script joins its parts (templates/).
 LAUNCHER_PARTS = ("node_address.py", "session_files.py", "session_launcher.py")
@@ -76,16 +77,16 @@ class JobSpec:
             if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", self.notebooks[1]):
                 raise ValueError(f"notebook folder {self.notebooks[1]!r} must be a plain name")
         for label, path in paths:
-            if not _SAFE_PATH.match(path):
+            if not SAFE_PATH.match(path):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
         for path in self.tls_files or ():
-            if not _SAFE_PATH.match(path) or not path.startswith(self.session_dir + "/"):
+            if not SAFE_PATH.match(path) or not path.startswith(self.session_dir + "/"):
                 raise ValueError(f"certificate path {path!r} must be in {self.session_dir}")
         for label, path in (
             ("Apptainer image", self.apptainer),
             *(("bind", b) for b in self.binds),
         ):
-            if path is not None and not _SAFE_PATH.match(path.split(":")[0]):
+            if path is not None and not SAFE_PATH.match(path.split(":")[0]):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
         for key, value in self.environment.items():
             if not _ENV_NAME.match(key):

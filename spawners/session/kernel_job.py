@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from spawners.session.containers import container_prefix
+from spawners.session.job import SAFE_PATH
 from spawners.session.kernels import KERNEL_ID
 from spawners.session.render import templates
 from spawners.session.request import InvalidRequest, SessionRequest
@@ -25,7 +26,6 @@ DEADLINE_MARGIN = 60
 #: No kernel job is started with less than this left in its session.
 MIN_SECONDS = 120
 
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./%+-]*$")
 _MAX_DIRECTORY = 4096
 
 
@@ -93,7 +93,7 @@ class KernelJob:
             *(("Apptainer image", p) for p in ([self.apptainer] if self.apptainer else [])),
             *(("bind", b.split(":")[0]) for b in self.binds),
         ):
-            if not _SAFE_PATH.match(path):
+            if not SAFE_PATH.match(path):
                 raise ValueError(f"{label} {path!r} must be an absolute path of plain characters")
         check_directory(self.directory, self.home)
 
