@@ -22,26 +22,9 @@ from tornado import web
 from spawners.hub.session_api import json_body, running_session
 from spawners.session.kernel_job import KernelJob, check_directory, kernel_dir, render_kernel_script
 from spawners.session.kernels import kernel_job_name, kernel_request
-from spawners.session.messages import pending_message
+from spawners.session.messages import kernel_ended_sentence, pending_message
 from spawners.session.request import InvalidRequest
 from spawners.site.kernel_sections import Kernel
-from spawners.slurm.jobs import SlurmJob
-
-
-def kernel_ended_sentence(job_id: str, job: SlurmJob | None) -> str:
-    """Why a kernel job is gone, for the notebook.
-
-    >>> kernel_ended_sentence("12", None)
-    'Your kernel job 12 ended; Slurm no longer lists it.'
-    """
-    if job is None:
-        return f"Your kernel job {job_id} ended; Slurm no longer lists it."
-    details = [f"state {job.state}"]
-    if job.exit_code:
-        details.append(f"exit code {job.exit_code}")
-    if job.reason and job.reason != "None":
-        details.append(f"reason {job.reason}")
-    return f"Your kernel job {job_id} ended ({', '.join(details)})."
 
 
 class KernelJobsHandler(APIHandler):

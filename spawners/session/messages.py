@@ -138,3 +138,19 @@ def submit_refused_sentence(error: str, transient: bool) -> str:
         if transient
         else f": {error}"
     )
+
+
+def kernel_ended_sentence(job_id: str, job: SlurmJob | None) -> str:
+    """Why a kernel job is gone, for the notebook.
+
+    >>> kernel_ended_sentence("12", None)
+    'Your kernel job 12 ended; Slurm no longer lists it.'
+    """
+    if job is None:
+        return f"Your kernel job {job_id} ended; Slurm no longer lists it."
+    details = [f"state {job.state}"]
+    if job.exit_code:
+        details.append(f"exit code {job.exit_code}")
+    if job.reason and job.reason != "None":
+        details.append(f"reason {job.reason}")
+    return f"Your kernel job {job_id} ended ({', '.join(details)})."
