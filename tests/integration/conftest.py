@@ -66,9 +66,9 @@ def tls_hub(hub):
     module.stop(running)
 
 
-@pytest.fixture
-def gpus_full():
-    """Jobs of another user that hold every GPU of every node (4 H100 on c01, 2 A100 on c02)."""
+def take_gpus(nodes: list[str] | None = None) -> list[str]:
+    """Jobs of another user (demo29) that hold every GPU of ``nodes`` (default: every GPU
+    node; 4 H100 on c01, 2 A100 on c02, …), running when this returns; their ids."""
     gres = subprocess.run(
         ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
         capture_output=True,
@@ -78,11 +78,19 @@ def gpus_full():
     jobs = [
         sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={kinds.split('(')[0]}")
         for node, kinds in (line.split() for line in gres if line.strip())
+        if nodes is None or node in nodes
     ]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() == ["RUNNING"] * len(jobs):
             break
         time.sleep(0.3)
+    return jobs
+
+
+@pytest.fixture
+def gpus_full():
+    """Every GPU of the cluster, taken by another user's jobs (:func:`take_gpus`)."""
+    jobs = take_gpus()
     yield jobs
     subprocess.run(["scancel", *jobs], check=False)

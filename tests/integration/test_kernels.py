@@ -7,6 +7,8 @@ kernel's own node.
 """
 
 import json
+import os
+import stat
 import subprocess
 import textwrap
 import time
@@ -15,8 +17,10 @@ import uuid
 import pytest
 import websocket
 
+from ..support.hub import open_kernel as start_kernel
 from ..support.hub import proxied, run_in_kernel, send_execute, session_pid, squeue_active
 from ..support.nodes import run_on_node
+from .conftest import take_gpus
 
 USER, OTHER = "demo11", "demo12"
 SPEC = "slurm-pytorch-gpu"
@@ -26,8 +30,8 @@ START_TIMEOUT = 180
 
 def kernel_jobs(user: str = USER) -> list[list[str]]:
     """``[job id, state, node, partition]`` of the user's kernel jobs."""
-    out = squeue_active(["-u", user, "-o", "%i %T %N %P %j"])
-    rows = [line.split() for line in out.splitlines()]
+    out = squeue_active(["-u", user, "-o", "%i|%T|%N|%P|%j"])  # a waiting job has no node
+    rows = [line.split("|") for line in out.splitlines()]
     return [row[:4] for row in rows if row[4].startswith(KERNEL_JOB)]
 
 
@@ -56,12 +60,9 @@ def lab(hub):
     hub.stop(USER)
 
 
-def open_kernel(hub, token) -> str:
-    response = proxied(
-        hub, USER, "api/kernels", token, method="POST", json={"name": SPEC}, timeout=START_TIMEOUT
-    )
-    assert response.status_code == 201, response.text[-2000:]
-    return response.json()["id"]
+def open_kernel(hub, token, user: str = USER, spec: str = SPEC) -> str:
+    """Open a kernel (a pending one at first); its id once it runs."""
+    return start_kernel(hub, user, token, spec, START_TIMEOUT)
 
 
 def test_the_launcher_lists_the_kernel_job(hub, lab):
@@ -77,13 +78,21 @@ def test_the_launcher_lists_the_kernel_job(hub, lab):
 
 
 def test_a_gpu_kernel_is_a_job_of_its_own_with_its_gpu(hub, lab):
-    kernel_id = open_kernel(hub, lab)
+    # the Lab's node has no free GPU: the kernel runs on another node, across the network
+    [lab_node] = squeue_active(["-u", USER, "-n", "factorylab", "-o", "%N"]).split()
+    held = take_gpus([lab_node])
+    try:
+        kernel_id = open_kernel(hub, lab)
+    finally:
+        subprocess.run(["scancel", *held], check=False)
     try:
         [(job_id, state, node, partition)] = kernel_jobs()
         assert (state, partition) == ("RUNNING", "gpu")
+        assert node != lab_node
         code = "import os, socket; print(os.environ['CUDA_VISIBLE_DEVICES'], socket.gethostname())"
         out = run_in_kernel(hub, USER, lab, code, kernel_id=kernel_id).split()
         assert out[0] != "" and out[1] == node
+        assert_private_files(kernel_id)
 
         # an interrupt stops a long cell within 2 s
         elapsed = interrupt_a_sleep(hub, lab, kernel_id)
@@ -189,8 +198,20 @@ def attack_as_another_user(node, hub, token, kernel_id):
     assert run_on_node(node, ["test", "-e", marker]).returncode == 1, "the attacker ran code"
 
 
-def kernel_connection(kernel_id: str) -> dict:
-    """The Lab's connection file of a kernel (as root: the test's view, not the attacker's)."""
+def assert_private_files(kernel_id: str) -> None:
+    """The kernel's keys: 0600 files in 0700 directories of the user's (the Lab's
+    connection file, and the one the kernel job's agent reads)."""
+    uid = int(subprocess.check_output(["id", "-u", USER]))
+    job_keys = f"/home/{USER}/.factorylab/kernels/{kernel_id}/connection.json"
+    for path in (connection_file(kernel_id), job_keys):
+        for item, mode in ((path, 0o600), (os.path.dirname(path), 0o700)):
+            info = os.lstat(item)  # (Jupyter's runtime directory is sticky too: 1700)
+            assert stat.S_IMODE(info.st_mode) & 0o777 == mode, f"{item}: {oct(info.st_mode)}"
+            assert info.st_uid == uid, item
+
+
+def connection_file(kernel_id: str) -> str:
+    """The Lab's connection file of a kernel (found as root)."""
     found = subprocess.run(
         ["find", f"/home/{USER}/.local/share/jupyter/runtime", "-name", f"kernel-{kernel_id}.json"],
         capture_output=True,
@@ -198,7 +219,12 @@ def kernel_connection(kernel_id: str) -> dict:
         check=True,
     ).stdout.split()
     assert found, "the session wrote no connection file"
-    with open(found[0]) as handle:
+    return found[0]
+
+
+def kernel_connection(kernel_id: str) -> dict:
+    """The Lab's connection file of a kernel (as root: the test's view, not the attacker's)."""
+    with open(connection_file(kernel_id)) as handle:
         return json.load(handle)
 
 
@@ -215,17 +241,60 @@ def test_a_hostile_kernelspec_gets_a_sentence_and_no_job(hub, lab):
         check=True,
     )
     try:
-        response = proxied(
-            hub, USER, "api/kernels", lab, method="POST", json={"name": "greedy"}, timeout=60
-        )
-        assert response.status_code >= 400
-        assert (
+        response = proxied(hub, USER, "api/kernels", lab, method="POST", json={"name": "greedy"})
+        assert response.status_code == 201, response.text  # a pending kernel, at once
+        kernel_id = response.json()["id"]
+        model = wait_for_kernel(hub, lab, kernel_id, lambda m: m["execution_state"] == "dead")
+        # the reason is what the Lab's "Error Starting Kernel" dialog shows
+        assert model["reason"].startswith(
             "Your kernel job was not submitted. gpus: 64 is outside the allowed range"
-            in response.text
-        )
+        ), model
         assert not kernel_jobs()
+        gone = proxied(hub, USER, f"api/kernels/{kernel_id}", lab, method="DELETE")
+        assert gone.status_code == 204, gone.text
     finally:
         subprocess.run(["rm", "-rf", folder], check=True)
+
+
+def wait_for_kernel(hub, token, kernel_id, done, seconds: float = 30) -> dict:
+    """The kernel's model (``GET api/kernels/<id>``) once ``done(model)``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        model = proxied(hub, USER, f"api/kernels/{kernel_id}", token).json()
+        if done(model) or time.monotonic() > deadline:
+            return model
+        time.sleep(0.5)
+
+
+def test_a_waiting_kernel_is_answered_at_once_and_shut_down_at_once(hub, lab, gpus_full):
+    """Every GPU is taken: the request to open the kernel is not held while its job waits,
+    and shutting the kernel down then ends the waiting job."""
+    began = time.monotonic()
+    response = proxied(hub, USER, "api/kernels", lab, method="POST", json={"name": SPEC})
+    assert response.status_code == 201, response.text
+    assert time.monotonic() - began < 5
+    kernel_id = response.json()["id"]
+    assert response.json()["execution_state"] == "starting"
+
+    def news() -> dict:
+        rows = proxied(hub, USER, "factorylab/kernels", lab).json()["kernels"]
+        return next((row for row in rows if row["id"] == kernel_id), {})
+
+    deadline = time.monotonic() + 30
+    while "Waiting for a free GPU" not in (news().get("message") or ""):
+        assert time.monotonic() < deadline, f"no news of the waiting job: {news()}"
+        time.sleep(0.5)
+    [(job_id, state, _, _)] = kernel_jobs()
+    assert state == "PENDING" and news()["state"] == "pending" and news()["job_id"] == job_id
+
+    began = time.monotonic()
+    gone = proxied(hub, USER, f"api/kernels/{kernel_id}", lab, method="DELETE")
+    assert gone.status_code == 204, gone.text
+    assert time.monotonic() - began < 10, "the shutdown waited for the job"
+    took = gone_within(10)
+    assert took is not None, f"the waiting kernel job outlived its shutdown: {kernel_jobs()}"
+    kernels = proxied(hub, USER, "api/kernels", lab).json()
+    assert kernel_id not in [k["id"] for k in kernels]
 
 
 def test_stopping_the_session_leaves_no_kernel_job(hub, lab):
@@ -251,17 +320,7 @@ TESTER = "demo38"  # in factorylab-testers: the demo's idle-test kernel (10 idle
 def test_an_idle_kernel_job_is_shut_down_and_a_busy_one_is_not(hub, session):
     session(TESTER, {"profile": "cpu-notebook"})
     token = hub.user_token(TESTER)
-    response = proxied(
-        hub,
-        TESTER,
-        "api/kernels",
-        token,
-        method="POST",
-        json={"name": "slurm-idle-test"},
-        timeout=START_TIMEOUT,
-    )
-    assert response.status_code == 201, response.text[-2000:]
-    kernel_id = response.json()["id"]
+    kernel_id = open_kernel(hub, token, TESTER, "slurm-idle-test")
     # busy for 15 s, beyond the limit: still there
     code = "import time; time.sleep(15); print('done')"
     out = run_in_kernel(hub, TESTER, token, code, kernel_id=kernel_id, timeout=60)

@@ -1,6 +1,6 @@
 """A GPU kernel job in JupyterLab, in a real browser, from the Lab profile: the
-Launcher's card, the queue's news while every GPU is taken, Cancel, then the kernel and
-its cell's output.
+Launcher's card, the queue's news while every GPU is taken, Cancel, then the kernel
+again, a cell run while its job waits, and the cell's output once it has a GPU.
 
 Debian's Chromium, driven by Playwright. Screenshots go to tests/artifacts/.
 """
@@ -66,18 +66,23 @@ def test_lab_launcher_pending_cancel_then_first_cell(hub, session, gpus_full, pa
         page.screenshot(path=str(ARTIFACTS / "kernel-job-cancelled.png"))
         failed.get_by_role("button", name="Ok").click()
 
-        # GPUs free again: the user selects the kernel again; it starts on a GPU node
-        subprocess.run(["scancel", *gpus_full], check=True)
+        # the user selects the kernel again (the toolbar's kernel name) and, while its new
+        # job waits, runs a cell: the Lab holds it, and runs it once the job has a GPU
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        panel.locator(".jp-Toolbar-kernelName").click()
         select = page.locator(".jp-Dialog", has_text="Select Kernel")
+        select.locator("select").select_option(label=CARD)
         select.get_by_role("button", name="Select").click()
-        ready = page.get_by_role("button", name=f"{CARD} | Idle")
-        expect(ready).to_be_visible(timeout=120_000)
-        cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").last
+        toast.wait_for(timeout=30_000)
+        cell = panel.locator(".jp-Cell").last
         cell.locator(".jp-InputArea-editor").click()
         page.keyboard.type(CELL)
         page.keyboard.press("Shift+Enter")
-        output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").first
-        expect(output).to_contain_text("GPU ", timeout=60_000)
+        [waiting] = kernel_jobs()
+        assert squeue_active(["-j", waiting, "-o", "%T"]) == "PENDING"
+        subprocess.run(["scancel", *gpus_full], check=True)  # GPUs free again
+        output = panel.locator(".jp-OutputArea-output").first
+        expect(output).to_contain_text("GPU ", timeout=120_000)
         [job] = kernel_jobs()
         node = squeue_active(["-j", job, "-o", "%N"])
         assert node in output.inner_text()

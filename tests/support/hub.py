@@ -289,6 +289,29 @@ def run_in_kernel(
     raise AssertionError("the kernel did not finish in time")
 
 
+def open_kernel(hub: Hub, user: str, token: str, name: str, timeout: float = 180) -> str:
+    """Open a kernel ``name`` in the user's session; its id once it runs.
+
+    Sessions have pending kernels: the request is answered at once, and a connection to
+    the kernel waits until it runs, as the Lab's does (a kernel job waits in the queue).
+    """
+    response = proxied(hub, user, "api/kernels", token, method="POST", json={"name": name})
+    assert response.status_code == 201, response.text[-2000:]
+    kernel_id = response.json()["id"]
+    url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
+    try:
+        websocket.create_connection(
+            url,
+            header=[f"Authorization: token {token}"],
+            timeout=timeout,
+            sslopt={"ca_certs": hub.verify} if isinstance(hub.verify, str) else None,
+        ).close()
+    except websocket.WebSocketException as exc:
+        model = proxied(hub, user, f"api/kernels/{kernel_id}", token).text
+        raise AssertionError(f"the kernel did not start ({exc}): {model}") from exc
+    return kernel_id
+
+
 _EXECUTE_NOTEBOOK = """
 import json, os, subprocess, sys
 path = os.path.expanduser({path!r})

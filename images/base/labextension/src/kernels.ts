@@ -3,11 +3,16 @@
  * waits (Slurm's reason in plain words, the place in line, the expected start), can be
  * cancelled while it waits, says where it started, and warns before its job ends.
  *
+ * The session's server has pending kernels: the Lab's connection to a kernel waits
+ * until its job runs. A browser or a proxy may give up on a wait that long, and
+ * JupyterLab stops retrying after a few tries; when the job starts, a connection that
+ * gave up is made again.
+ *
  * Facts come from the session's server extension (GET /factorylab/kernels), which
  * reads the factorylab-slurm kernel provisioners of this server.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Notification } from '@jupyterlab/apputils';
+import { ISessionContext, Notification } from '@jupyterlab/apputils';
 
 import { call, format } from './api';
 
@@ -55,11 +60,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
+    /** Connect again the Lab's connections to this kernel that gave up waiting. */
+    function reconnect(job: IKernelJob): void {
+      for (const widget of Array.from(app.shell.widgets('main'))) {
+        const context = (widget as unknown as { sessionContext?: ISessionContext }).sessionContext;
+        const kernel = context?.session?.kernel;
+        if (kernel && kernel.id === job.id && kernel.connectionStatus === 'disconnected') {
+          void kernel.reconnect();
+        }
+      }
+    }
+
     function showRunning(job: IKernelJob): void {
       const shown = waiting.get(job.id);
       if (shown !== undefined) {
         waiting.delete(job.id);
         Notification.dismiss(shown);
+        reconnect(job);
         Notification.success('Kernel job ' + job.job_id + ' started on ' + (job.node || 'its node') + '.', {
           autoClose: 5000
         });
