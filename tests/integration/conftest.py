@@ -81,9 +81,10 @@ def take_gpus(nodes: list[str] | None = None) -> list[str]:
         if nodes is None or node in nodes
     ]
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() == ["RUNNING"] * len(jobs):
-            break
+    while squeue_active(["-j", ",".join(jobs), "-o", "%T"]).split() != ["RUNNING"] * len(jobs):
+        if time.monotonic() > deadline:
+            subprocess.run(["scancel", *jobs], check=False)
+            raise AssertionError(f"the GPU-holding jobs did not all run within 30 s: {jobs}")
         time.sleep(0.3)
     return jobs
 

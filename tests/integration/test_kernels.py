@@ -286,6 +286,9 @@ def test_a_waiting_kernel_is_answered_at_once_and_shut_down_at_once(hub, lab, gp
         time.sleep(0.5)
     [(job_id, state, _, _)] = kernel_jobs()
     assert state == "PENDING" and news()["state"] == "pending" and news()["job_id"] == job_id
+    # the Lab's interrupt button meanwhile: a sentence, not an error
+    interrupted = proxied(hub, USER, f"api/kernels/{kernel_id}/interrupt", lab, method="POST")
+    assert interrupted.status_code == 409 and "has not started yet" in interrupted.text
 
     began = time.monotonic()
     gone = proxied(hub, USER, f"api/kernels/{kernel_id}", lab, method="DELETE")
@@ -295,6 +298,14 @@ def test_a_waiting_kernel_is_answered_at_once_and_shut_down_at_once(hub, lab, gp
     assert took is not None, f"the waiting kernel job outlived its shutdown: {kernel_jobs()}"
     kernels = proxied(hub, USER, "api/kernels", lab).json()
     assert kernel_id not in [k["id"] for k in kernels]
+
+    # shut down at once, before its job is even submitted: none is, or it ends at once
+    response = proxied(hub, USER, "api/kernels", lab, method="POST", json={"name": SPEC})
+    began = time.monotonic()
+    gone = proxied(hub, USER, f"api/kernels/{response.json()['id']}", lab, method="DELETE")
+    assert gone.status_code == 204, gone.text
+    assert time.monotonic() - began < 10, "the shutdown waited for the job"
+    assert gone_within(10) is not None, f"a kernel job outlived its shutdown: {kernel_jobs()}"
 
 
 def test_stopping_the_session_leaves_no_kernel_job(hub, lab):

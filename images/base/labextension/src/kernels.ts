@@ -60,13 +60,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
-    /** Connect again the Lab's connections to this kernel that gave up waiting. */
-    function reconnect(job: IKernelJob): void {
-      for (const widget of Array.from(app.shell.widgets('main'))) {
-        const context = (widget as unknown as { sessionContext?: ISessionContext }).sessionContext;
-        const kernel = context?.session?.kernel;
-        if (kernel && kernel.id === job.id && kernel.connectionStatus === 'disconnected') {
-          void kernel.reconnect();
+    /**
+     * Connect again, now, the Lab's connections to this kernel that gave up waiting or
+     * wait to try again: to the kernel that now runs, or to hear why it did not start.
+     */
+    function reconnect(kernelId: string): void {
+      for (const area of ['main', 'down'] as const) {
+        for (const widget of Array.from(app.shell.widgets(area))) {
+          const context = (widget as unknown as { sessionContext?: ISessionContext })
+            .sessionContext;
+          const kernel = context?.session?.kernel;
+          if (kernel && kernel.id === kernelId && kernel.connectionStatus !== 'connected') {
+            kernel.reconnect().catch(error => console.warn('factorylab-session:', error));
+          }
         }
       }
     }
@@ -76,7 +82,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (shown !== undefined) {
         waiting.delete(job.id);
         Notification.dismiss(shown);
-        reconnect(job);
+        reconnect(job.id);
         Notification.success('Kernel job ' + job.job_id + ' started on ' + (job.node || 'its node') + '.', {
           autoClose: 5000
         });
@@ -119,8 +125,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       for (const [id, shown] of waiting) {
         if (!listed.has(id)) {
-          waiting.delete(id);
+          waiting.delete(id); // it did not start (cancelled, or it failed)
           Notification.dismiss(shown);
+          reconnect(id);
         }
       }
       const jobIds = new Set(jobs.map(job => String(job.job_id)));
