@@ -27,7 +27,7 @@ help:
 	@echo "make test    install test tools, bring up the cluster if needed, run all tests"
 	@echo "make unit    unit tests and the doctests in spawners/ (no cluster needed)"
 	@echo "make bench   cold spawn, 40-user burst, Dask scale-up, first cell (browser), memory, extensions,"
-	@echo "             a GPU kernel job opened in a running Lab"
+	@echo "             the Lab profile's start, a GPU kernel job opened in a running Lab, a day of GPU kernels"
 	@echo "             vs plain batchspawner and raw sbatch"
 	@echo "make lint    ruff and ansible-lint"
 	@echo "Needs Debian 12, root, make and git; the targets install the rest (python3-venv too)."
@@ -125,4 +125,6 @@ bench: venv up browser
 	$(PY) -m bench.first_cell
 	$(PY) -m bench.memory
 	$(PY) -m bench.extensions
+	$(PY) -m bench.lab_start
 	$(PY) -m bench.kernel_open
+	$(PY) -m bench.gpu_replay

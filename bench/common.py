@@ -105,8 +105,9 @@ class Floor:
         return {"Authorization": f"token {self.token}"}
 
 
-def submit_floor(user: str, env: Path) -> Floor:
-    """sbatch a plain jupyter-lab from ``env`` as ``user`` on the next compute node.
+def submit_floor(user: str, env: Path, partition: str = "cpu", memory: str = "1G") -> Floor:
+    """sbatch a plain jupyter-lab from ``env`` as ``user`` on the next compute node (of
+    ``partition``, with 1 CPU and ``memory``).
 
     It listens on that node's address (the login node must reach it), so it needs a
     token: a random one per job, exported in the batch script (readable by its owner and
@@ -119,9 +120,9 @@ def submit_floor(user: str, env: Path) -> Floor:
     token = secrets.token_hex(16)
     script = f"""#!/bin/bash
 #SBATCH --job-name=bench-floor
-#SBATCH --partition=cpu
+#SBATCH --partition={partition}
 #SBATCH --nodelist={node}
-#SBATCH --mem=1G
+#SBATCH --mem={memory}
 #SBATCH --time=00:10:00
 #SBATCH --chdir={pwd.getpwnam(user).pw_dir}
 export JUPYTER_TOKEN={token}
@@ -131,13 +132,16 @@ exec {env}/bin/jupyter-lab --no-browser --ip={address} --port={port} \\
     return Floor(sbatch_as(user, script=script), node, address, port, token)
 
 
-def run_floor(user: str, env: Path, keep: bool = False) -> float | tuple[float, str]:
+def run_floor(
+    user: str, env: Path, keep: bool = False, **request: str
+) -> float | tuple[float, str]:
     """sbatch a plain jupyter-lab from ``env`` as ``user``; seconds until /api/status answers.
 
-    With ``keep`` the job keeps running and ``(seconds, job_id)`` is returned.
+    With ``keep`` the job keeps running and ``(seconds, job_id)`` is returned. ``request``:
+    :func:`submit_floor`'s partition and memory.
     """
     began = time.perf_counter()
-    floor = submit_floor(user, env)
+    floor = submit_floor(user, env, **request)
     try:
         wait_http(
             f"{floor.url}/api/status",
@@ -175,15 +179,22 @@ def wait_as_spawn_page(hub: Hub, user: str, token: str, timeout: float) -> None:
         raise RuntimeError(f"{user}'s ready server answered {answer.status_code}")
 
 
-def run_hub(hub: Hub, user: str, token: str | None = None, keep: bool = False) -> float:
+def run_hub(
+    hub: Hub,
+    user: str,
+    token: str | None = None,
+    keep: bool = False,
+    options: dict[str, str] | None = None,
+) -> float:
     """Start ``user``'s server through ``hub``: seconds until it answers through the proxy,
     waiting as a browser on the spawn page waits (:func:`wait_as_spawn_page`).
 
-    The server is stopped again unless ``keep``.
+    The server asks for ``options`` (the form's fields; :data:`BENCH_OPTIONS` unless
+    given), and is stopped again unless ``keep``.
     """
     token = token or hub.user_token(user)
     began = time.perf_counter()
-    response = hub.spawn(user, BENCH_OPTIONS)
+    response = hub.spawn(user, options or BENCH_OPTIONS)
     if response.status_code not in (201, 202):
         raise RuntimeError(f"{user}'s start was refused: {response.status_code} {response.text}")
     try:
