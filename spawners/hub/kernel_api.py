@@ -23,7 +23,7 @@ from spawners.hub.session_api import json_body, running_session
 from spawners.session.kernel_job import KernelJob, check_directory, kernel_dir, render_kernel_script
 from spawners.session.kernels import kernel_job_name, kernel_request
 from spawners.session.messages import kernel_ended_sentence, pending_message
-from spawners.session.request import InvalidRequest
+from spawners.session.request import InvalidRequest, parse_request
 from spawners.site.kernel_sections import Kernel
 
 
@@ -66,10 +66,13 @@ class KernelJobsHandler(APIHandler):
         """The checked request, as a kernel job of this session (charged as the session)."""
         site, user = session.site, session.user.name
         home = pwd.getpwnam(user).pw_dir
-        kernel, request = kernel_request(
-            site, data.get("kernel"), data.get("options", {}), await session.entitlements()
-        )
+        allowed = await session.entitlements()
+        kernel, request = kernel_request(site, data.get("kernel"), data.get("options", {}), allowed)
         own = session.session_request
+        if own is None and session.accepted_options:
+            # after a hub restart: the session's request again, from its saved choice
+            with contextlib.suppress(InvalidRequest):
+                own = parse_request(session.accepted_options, site, allowed)
         if own is not None and own.account:
             # charged as its session; not in its reservation (a reservation's nodes may
             # have no GPU: the kernel's partition is not the session's)

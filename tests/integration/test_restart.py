@@ -2,13 +2,13 @@
 
 import time
 
-from ..support.hub import job_id_of, proxied
+from ..support.hub import job_id_of, open_kernel, proxied, squeue_active
 from ..support.services import service
 
 
 def test_hub_restart_keeps_a_session(hub, session):
-    user = "demo37"
-    session(user, {"partition": "cpu"})
+    user = "demo22"  # in factorylab-course: its default account is training
+    session(user, {"partition": "cpu", "account": "factorylab-demo"})
     token = hub.user_token(user)
     job = job_id_of(user)
     # Like a user's open tab: the session has already checked this token with the hub.
@@ -19,11 +19,19 @@ def test_hub_restart_keeps_a_session(hub, session):
     assert proxied(hub, user, "api/status", token).status_code == 200
     hub.wait_until_up()
 
+    restarted = time.monotonic()
     server = hub.server(user)
     assert server and server["ready"], server
     assert job_id_of(user) == job
+    # a GPU kernel opened now is still charged as its session, not to the default account
+    kernel_id = open_kernel(hub, user, token, "slurm-pytorch-gpu")
+    jobs = squeue_active(["-u", user, "-o", "%j %a"]).splitlines()
+    assert [row.split()[1] for row in jobs if row.startswith("factorylab-kernel-")] == [
+        "factorylab-demo"
+    ], jobs
+    proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
     # Re-adopted, not mistaken for an orphan once the orphan grace (20 s) has passed.
-    time.sleep(45)
+    time.sleep(max(0.0, 45 - (time.monotonic() - restarted)))
     assert job_id_of(user) == job
     assert hub.server(user)["ready"]
     assert proxied(hub, user, "api/status", token).status_code == 200
