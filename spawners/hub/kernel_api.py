@@ -23,8 +23,9 @@ from spawners.hub.session_api import json_body, running_session
 from spawners.session.kernel_job import KernelJob, check_directory, kernel_dir, render_kernel_script
 from spawners.session.kernels import kernel_job_name, kernel_request
 from spawners.session.messages import kernel_ended_sentence, pending_message
-from spawners.session.request import InvalidRequest, parse_request
+from spawners.session.request import InvalidRequest
 from spawners.site.kernel_sections import Kernel
+from spawners.slurm.jobs import SlurmJob
 
 
 class KernelJobsHandler(APIHandler):
@@ -40,7 +41,7 @@ class KernelJobsHandler(APIHandler):
         if job is None or not job.running or not job.end_time:
             raise web.HTTPError(409, "this session is not running, so it cannot open a kernel job")
         try:
-            kernel, spec = await self._kernel_job(session, data, float(job.end_time))
+            kernel, spec = await self._kernel_job(session, data, job)
             script = render_kernel_script(spec)
         except InvalidRequest as exc:
             raise web.HTTPError(400, f"Your kernel job was not submitted. {exc}") from None
@@ -62,21 +63,20 @@ class KernelJobsHandler(APIHandler):
         }
         self.finish(json.dumps(answer))
 
-    async def _kernel_job(self, session, data: dict, ends_at: float) -> tuple[Kernel, KernelJob]:
+    async def _kernel_job(self, session, data: dict, job: SlurmJob) -> tuple[Kernel, KernelJob]:
         """The checked request, as a kernel job of this session (charged as the session)."""
         site, user = session.site, session.user.name
         home = pwd.getpwnam(user).pw_dir
-        allowed = await session.entitlements()
-        kernel, request = kernel_request(site, data.get("kernel"), data.get("options", {}), allowed)
+        kernel, request = kernel_request(
+            site, data.get("kernel"), data.get("options", {}), await session.entitlements()
+        )
+        # charged as its session's job is, by Slurm's own account of it (a hub restart
+        # loses nothing); not in its reservation (a reservation's nodes may have no GPU:
+        # the kernel's partition is not the session's)
         own = session.session_request
-        if own is None and session.accepted_options:
-            # after a hub restart: the session's request again, from its saved choice
-            with contextlib.suppress(InvalidRequest):
-                own = parse_request(session.accepted_options, site, allowed)
-        if own is not None and own.account:
-            # charged as its session; not in its reservation (a reservation's nodes may
-            # have no GPU: the kernel's partition is not the session's)
-            request = replace(request, account=own.account)
+        account = job.account or (own.account if own is not None else None)
+        if account:
+            request = replace(request, account=account)
         image = site.images[request.image]
         return kernel, KernelJob(
             user=user,
@@ -88,7 +88,7 @@ class KernelJobsHandler(APIHandler):
             kernel_dir=kernel_dir(home, str(data.get("kernel_id", ""))),
             directory=check_directory(data.get("directory"), home),
             venv=image.venv,
-            session_ends_at=ends_at,
+            session_ends_at=float(job.end_time),
             apptainer=image.apptainer,
             binds=tuple(image.binds),
         )

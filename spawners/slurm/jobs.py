@@ -32,6 +32,7 @@ class SlurmJob:
     priority: int = 0
     gres_detail: tuple[str, ...] = ()
     comment: str = ""
+    account: str = ""
 
     @property
     def allocated_gpus(self) -> dict[str, int]:
@@ -91,6 +92,7 @@ class SlurmJob:
             priority=_epoch(raw.get("priority")),
             gres_detail=tuple(str(g) for g in raw.get("gres_detail") or () if isinstance(g, str)),
             comment=str(raw.get("comment") or ""),
+            account=str(raw.get("account") or ""),
         )
 
 

@@ -106,10 +106,25 @@ def test_a_gpu_kernel_is_a_job_of_its_own_with_its_gpu(hub, lab):
 
         # another user on the kernel's node reads nothing and runs nothing
         attack_as_another_user(node, hub, lab, kernel_id)
+
+        # the Lab warns before the job's end, which it reads here: Slurm's, and at least
+        # a minute before the session's
+        rows = proxied(hub, USER, "factorylab/kernels", lab).json()["kernels"]
+        [ends_at] = [row["ends_at"] for row in rows if row["id"] == kernel_id]
+        assert ends_at and abs(ends_at - slurm_end(job_id)) < 2
+        [lab_job] = squeue_active(["-u", USER, "-n", "factorylab", "-o", "%i"]).split()
+        assert ends_at <= slurm_end(lab_job) - 60
     finally:
         proxied(hub, USER, f"api/kernels/{kernel_id}", lab, method="DELETE")
     took = gone_within(10)
     assert took is not None, f"the kernel job outlived its shutdown: {kernel_jobs()}"
+
+
+def slurm_end(job_id: str) -> float:
+    """A job's end (``squeue %e``, local time), as epoch seconds."""
+    return time.mktime(
+        time.strptime(squeue_active(["-j", job_id, "-o", "%e"]), "%Y-%m-%dT%H:%M:%S")
+    )
 
 
 def interrupt_a_sleep(hub, token, kernel_id) -> float:

@@ -25,11 +25,10 @@ def test_hub_restart_keeps_a_session(hub, session):
     assert job_id_of(user) == job
     # a GPU kernel opened now is still charged as its session, not to the default account
     kernel_id = open_kernel(hub, user, token, "slurm-pytorch-gpu")
-    jobs = squeue_active(["-u", user, "-o", "%j %a"]).splitlines()
-    assert [row.split()[1] for row in jobs if row.startswith("factorylab-kernel-")] == [
-        "factorylab-demo"
-    ], jobs
-    proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
+    jobs = squeue_active(["-u", user, "-n", f"factorylab-kernel-{job}", "-o", "%a"]).split()
+    assert jobs == ["factorylab-demo"], jobs
+    gone = proxied(hub, user, f"api/kernels/{kernel_id}", token, method="DELETE")
+    assert gone.status_code == 204, gone.text
     # Re-adopted, not mistaken for an orphan once the orphan grace (20 s) has passed.
     time.sleep(max(0.0, 45 - (time.monotonic() - restarted)))
     assert job_id_of(user) == job

@@ -48,3 +48,13 @@ def test_the_cluster_gpus_are_summed_from_sinfo(monkeypatch):
         lambda argv, **kwargs: subprocess.CompletedProcess(argv, 0, out, ""),
     )
     assert gpu_replay.cluster_gpus() == 6
+
+
+def test_whole_sessions_hold_all_day_or_until_the_idle_limit():
+    script = [(600.0, 60.0), (900.0, 60.0), (10_000.0, 100.0)]
+    assert gpu_replay.whole_sessions_held(script, None) == DAY - 600
+    # stopped 30 min after the run ending at 960, started again at 10 000
+    assert gpu_replay.whole_sessions_held(script, 1800) == (960 + 1800 - 600) + (
+        10_100 + 1800 - 10_000
+    )
+    assert gpu_replay.whole_sessions_held([], 1800) == 0.0

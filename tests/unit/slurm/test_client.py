@@ -100,6 +100,11 @@ async def test_queue_parses_real_squeue_json(fake_bin):
     assert jobs["4"].user == "demo01" and jobs["4"].partition == "gpu"
 
 
+def test_a_jobs_account_is_slurms():
+    assert SlurmJob.from_json({"job_id": 1, "account": "training"}).account == "training"
+    assert SlurmJob.from_json({"job_id": 1}).account == ""  # no accounting database
+
+
 async def test_cancel_ignores_finished_jobs(fake_bin):
     _script(
         fake_bin,
