@@ -41,6 +41,7 @@ import time
 
 from bench.common import RESULTS, write_result
 from tests.support.hub import ADMIN_TOKEN_FILE, Hub, open_kernel, proxied, run_in_kernel
+from tests.support.nodes import gpu_nodes
 
 #: Not demo01 (the README's example user), nor the course's or the testers' (21-25, 36-39).
 USERS = [f"demo{i:02d}" for i in [*range(2, 21), 40]]
@@ -238,14 +239,7 @@ def main() -> int:
 
 def cluster_gpus() -> int:
     """The GPUs of partition gpu (``sinfo``'s gres, e.g. ``gpu:h100:4``)."""
-    out = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    nodes = dict(line.split() for line in out.splitlines() if line.strip())
-    return sum(int(gres.split("(")[0].split(":")[-1]) for gres in nodes.values())
+    return sum(int(gres.split(":")[-1]) for gres in gpu_nodes().values())
 
 
 def _pick(values: list[float], share: float) -> float | None:

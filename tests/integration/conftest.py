@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from ..support.hub import ADMIN_TOKEN_FILE, HUB_URL, Hub, sbatch_as, squeue_active
+from ..support.nodes import gpu_nodes
 
 
 @pytest.hookimpl(trylast=True)
@@ -69,15 +70,9 @@ def tls_hub(hub):
 def take_gpus(nodes: list[str] | None = None) -> list[str]:
     """Jobs of another user (demo29) that hold every GPU of ``nodes`` (default: every GPU
     node; 4 H100 on c01, 2 A100 on c02, …), running when this returns; their ids."""
-    gres = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
     jobs = [
-        sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={kinds.split('(')[0]}")
-        for node, kinds in (line.split() for line in gres if line.strip())
+        sbatch_as("demo29", "-p", "gpu", "-w", node, f"--gres={gres}")
+        for node, gres in gpu_nodes().items()
         if nodes is None or node in nodes
     ]
     deadline = time.monotonic() + 30

@@ -23,6 +23,20 @@ def compute_nodes() -> list[str]:
     return sorted(set(out.split()))
 
 
+def gpu_nodes() -> dict[str, str]:
+    """The GPU nodes of partition gpu and their GPUs as Slurm's gres, e.g.
+    ``{"c01": "gpu:h100:4", "c02": "gpu:a100:2"}`` (without a socket suffix ``(S:0)``)."""
+    out = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--partition=gpu", "--format=%N %G"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    rows = (line.split() for line in out.splitlines() if line.strip())
+    return {node: gres.split("(")[0] for node, gres in rows}
+
+
 def node_address(node: str) -> str:
     """The node's address on the cluster network (from /etc/hosts, as the hub sees it)."""
     return socket.gethostbyname(node)

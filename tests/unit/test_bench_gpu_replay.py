@@ -6,6 +6,7 @@ import subprocess
 
 from bench import gpu_replay
 from bench.gpu_replay import DAY, day_script, gpu_seconds_held
+from tests.support import nodes
 
 
 def test_a_day_is_runs_with_gaps_within_the_working_day():
@@ -43,10 +44,11 @@ def test_only_kernel_jobs_count_each_by_its_gpus(monkeypatch):
 def test_the_cluster_gpus_are_summed_from_sinfo(monkeypatch):
     out = "c01 gpu:h100:4\nc02 gpu:a100:2(S:0)\n"
     monkeypatch.setattr(
-        gpu_replay.subprocess,
+        nodes.subprocess,
         "run",
         lambda argv, **kwargs: subprocess.CompletedProcess(argv, 0, out, ""),
     )
+    assert nodes.gpu_nodes() == {"c01": "gpu:h100:4", "c02": "gpu:a100:2"}
     assert gpu_replay.cluster_gpus() == 6
 
 
