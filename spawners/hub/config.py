@@ -16,8 +16,19 @@ from urllib.parse import urlsplit
 import batchspawner  # noqa: F401  (registers /api/batchspawner; configure_hub removes it)
 from tornado import web
 
-from spawners.hub import admin_page, events, form, kernel_api, metrics, port_api, session_api
+from spawners.hub import (
+    admin_page,
+    course_api,
+    course_pages,
+    events,
+    form,
+    kernel_api,
+    metrics,
+    port_api,
+    session_api,
+)
 from spawners.hub.census import CUSTOM_PROFILE, hub_users, session_rows
+from spawners.hub.course_runner import RUNNER_SCOPES, RUNNER_SERVICE, course_runner_service
 from spawners.hub.culler import CULLER_SCOPES, CULLER_SERVICE, culler_service
 from spawners.hub.login import DiscoveryError, FactoryLabOAuthenticator, discover_endpoints
 from spawners.session.site_checks import SITE_CHECKS
@@ -81,6 +92,8 @@ def configure_hub(c, site_path: str) -> Site:
         *session_api.handlers(),
         *kernel_api.handlers(),
         *admin_page.handlers(site),
+        *course_api.handlers(os.path.abspath(site_path)),
+        *course_pages.handlers(os.path.abspath(site_path)),
         (form.STATIC_ROUTE, web.StaticFileHandler, {"path": str(form.STATIC_DIR)}),
     ]
 
@@ -109,10 +122,28 @@ def configure_hub(c, site_path: str) -> Site:
                 "services": [CULLER_SERVICE],
             }
         )
+    configure_courses(c, site, os.path.abspath(site_path))
     configure_observability(c, site)
     if public.scheme == "https":
         c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
     return site
+
+
+def configure_courses(c, site: Site, site_file: str) -> None:
+    """Courses: members land in their open course, and the runner pre-starts and stops
+    course sessions (a service, so a hub restart restarts it)."""
+    c.JupyterHub.default_url = course_pages.course_landing(site_file)
+    if not site.hub.named_servers:
+        return  # courses run as named servers; the site check says so for declared ones
+    c.JupyterHub.services.append(course_runner_service(site, sys.executable))
+    c.JupyterHub.load_roles.append(
+        {
+            "name": RUNNER_SERVICE,
+            "description": "Pre-start course sessions, and stop them at the course's end.",
+            "scopes": RUNNER_SCOPES,
+            "services": [RUNNER_SERVICE],
+        }
+    )
 
 
 def configure_observability(c, site: Site) -> None:

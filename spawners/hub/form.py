@@ -10,7 +10,7 @@ into user options; they are validated like any API body before anything is submi
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -86,8 +86,10 @@ def render_form(
     chosen: Mapping[str, object],
     static_url: str,
     now: float | None = None,
+    courses: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """The form's HTML for one user. ``chosen`` prefills it (last or refused choice)."""
+    """The form's HTML for one user. ``chosen`` prefills it (last or refused choice);
+    ``courses`` are the user's open courses (name, title, ends, url), as cards."""
     now = time.time() if now is None else now
     request = _resolve(chosen, site, allowed)
     profile_requests = {
@@ -142,6 +144,7 @@ def render_form(
     age = int(now - state.taken_wall) if state.taken_wall else None
     return _environment.get_template("spawn_form.html.j2").render(
         static_url=static_url.rstrip("/"),
+        courses=list(courses),
         profiles=profiles,
         selected_profile=selected_profile,
         customised=customised,

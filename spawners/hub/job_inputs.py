@@ -8,6 +8,7 @@ from pathlib import Path
 
 from traitlets import HasTraits
 
+from spawners.session.courses import course_material
 from spawners.session.job import JobSpec, session_job_spec
 from spawners.session.kernels import kernelspecs_for
 from spawners.session.paths import session_dir
@@ -23,17 +24,24 @@ class JobInputsMixin(HasTraits):
         self, request: SessionRequest, kernelspecs: dict[str, dict] | None = None
     ) -> JobSpec:
         """Build the batch-script inputs from trusted values and JupyterHub's own."""
+        home = pwd.getpwnam(self.user.name).pw_dir
+        course = getattr(self, "course", None)
         return session_job_spec(
             self.site,
             request,
             self.user.name,
-            pwd.getpwnam(self.user.name).pw_dir,
+            home,
             self.name,
             hub_environment=self.get_env(),
             hub_args=self.get_args(),
             tls_files=self._tls_files,
             signing_key=self.signing_key(),
             kernelspecs=kernelspecs,
+            material=(
+                course_material(course, home, session_dir(home, self.name))
+                if course is not None
+                else None
+            ),
         )
 
     async def kernelspecs(self, request: SessionRequest) -> dict[str, dict]:

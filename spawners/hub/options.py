@@ -13,8 +13,11 @@ import logging
 from traitlets import Callable, Dict, HasTraits, Unicode, Union
 
 from spawners.hub import observe
+from spawners.hub.course_book import shared_course_book
 from spawners.hub.errors import LinkPrefillsForm, SessionError
 from spawners.hub.form import options_from_form, render_form
+from spawners.session.course_checks import course_entitlements
+from spawners.session.courses import closed_sentence, is_member, is_open, session_options, utcnow
 from spawners.session.entitlements import Entitlements, unix_groups
 from spawners.session.request import (
     InvalidRequest,
@@ -23,6 +26,7 @@ from spawners.session.request import (
     parse_request,
 )
 from spawners.session.site_checks import SITE_CHECKS
+from spawners.site.course_sections import Course
 from spawners.site.loader import cached_site
 from spawners.site.model import Site
 from spawners.slurm.accounts import names_from_file
@@ -56,14 +60,21 @@ async def user_entitlements(site: Site, user: str, cluster: ClusterStateCache) -
 
 
 async def check_request(
-    site: Site, user: str, user_options: dict, cluster: ClusterStateCache
+    site: Site,
+    user: str,
+    user_options: dict,
+    cluster: ClusterStateCache,
+    course: Course | None = None,
 ) -> SessionRequest:
     """``user_options`` checked as every spawn checks them: against the site file, the
-    user's entitlements (computed once here) and what the cluster has free now.
+    user's entitlements (computed once here) and what the cluster has free now. A
+    course's reservation and profile are open to its members (course_entitlements).
 
     Raises :class:`~spawners.session.request.InvalidRequest`.
     """
     allowed = await user_entitlements(site, user, cluster)
+    if course is not None:
+        allowed = course_entitlements(allowed, course, site)
     state = await cluster.get()
     live = state.partitions if state.error is None else None
     return parse_request(user_options or {}, site, allowed, live)
@@ -75,7 +86,12 @@ async def apply_user_options(spawner: SessionOptionsMixin, user_options: dict) -
     A refusal is an HTTP 400 whose message names the field and the fix; the API caller
     or the form sees it, and no job is submitted. A valid choice goes to the spawner's
     ``accept_request`` (the profile wrapper builds the profile's child there).
+    A course's named server takes the course's request whatever was sent, and only
+    for its members, inside its window.
     """
+    course = spawner.course
+    if course is not None:
+        user_options = spawner.course_options(course)
     try:
         request = await spawner.validate_options(user_options)
     except InvalidRequest as exc:
@@ -120,7 +136,32 @@ class SessionOptionsMixin(HasTraits):
 
     async def validate_options(self, user_options: dict) -> SessionRequest:
         """Parse ``user_options`` as :func:`check_request` does, for this spawner's user."""
-        return await check_request(self.site, self.user.name, user_options, self.cluster)
+        return await check_request(
+            self.site, self.user.name, user_options, self.cluster, self.course
+        )
+
+    @property
+    def course(self) -> Course | None:
+        """The course whose named server this is, or None."""
+        name = getattr(self, "name", "") or ""
+        return shared_course_book(self.site).get(self.site, name) if name else None
+
+    def course_options(self, course: Course) -> dict[str, str]:
+        """The course's request for this member now; a 403 for others, a 400 outside
+        the course's window (each with a sentence)."""
+        now = utcnow()
+        if not is_member(course, self.user.name):
+            raise SessionError(
+                f"You are not a member of the course {course.title!r}, so its session is "
+                f"not yours to start; ask its instructor to add you.",
+                reason="not-a-member",
+                status_code=403,
+            )
+        if not is_open(course, now):
+            raise SessionError(
+                closed_sentence(course, now), reason="course-closed", status_code=400
+            )
+        return session_options(course, now)
 
     def refuse(self, exc: InvalidRequest, user_options: dict) -> SessionError:
         """Remember a refused choice for the form, restore the accepted one, build the 400."""
@@ -137,16 +178,37 @@ class SessionOptionsMixin(HasTraits):
         )
 
     async def render_options_form(self) -> str:
-        """The spawn form for this user: cards, advanced fields, what is free now."""
+        """The spawn form for this user: cards, advanced fields, what is free now.
+
+        A course's server has no form: it starts with the course's request.
+        """
+        if self.course is not None:
+            return ""
         allowed = await self.entitlements()
         state = await self.cluster.get()
         chosen = self.refused_options or dict(self.user_options or {})
         try:
-            return render_form(self.site, allowed, state, chosen, self.static_url)
+            return render_form(
+                self.site, allowed, state, chosen, self.static_url, courses=self.course_cards()
+            )
         except InvalidRequest as exc:
             raise SessionError(
                 f"You cannot start a session here: {exc}", reason="no-entitlement", status_code=403
             ) from None
+
+    def course_cards(self) -> list[dict[str, str]]:
+        """This user's courses that are open now, for the form's course cards."""
+        now, base = utcnow(), self.hub.base_url if self.hub is not None else "/hub/"
+        return [
+            {
+                "name": course.name,
+                "title": course.title,
+                "ends": course.ends_at.isoformat(timespec="minutes"),
+                "url": f"{base.rstrip('/')}/course/{course.name}",
+            }
+            for course in shared_course_book(self.site).courses(self.site).values()
+            if is_open(course, now) and is_member(course, self.user.name)
+        ]
 
     @property
     def static_url(self) -> str:

@@ -199,6 +199,7 @@ def session_job_spec(
     tls_files: Mapping[str, str] | None = None,
     signing_key: bytes | None = None,
     kernelspecs: Mapping[str, dict] | None = None,
+    material: Mapping[str, str] | None = None,
 ) -> JobSpec:
     """Everything a session's batch script is rendered from, for a checked request.
 
@@ -221,6 +222,9 @@ def session_job_spec(
         )
         environment["JUPYTER_PATH"] = ":".join(path for path in paths if path)
         environment["FACTORYLAB_KERNELSPECS"] = json.dumps(dict(kernelspecs), sort_keys=True)
+    if material:
+        # A course's material: the launcher pulls it with nbgitpuller before the server starts.
+        environment["FACTORYLAB_COURSE_MATERIAL"] = json.dumps(dict(material), sort_keys=True)
     return JobSpec(
         user=user,
         server_name=server_name,

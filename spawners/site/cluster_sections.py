@@ -93,6 +93,14 @@ class SlurmSettings(Strict):
         description="Seconds a FactoryLab job the hub does not know may run before it is "
         "cancelled (jobs left by a hub crash during a spawn, say).",
     )
+    course_starts_at_once: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="Course sessions the hub has starting at one time when it pre-starts a "
+        "course; the other members' sessions wait their turn, so a class never floods "
+        "the scheduler.",
+    )
     availability_interval: float = Field(
         10.0,
         gt=0,

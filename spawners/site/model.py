@@ -23,6 +23,7 @@ from spawners.site.cluster_sections import (
     ReservationSettings,
     SlurmSettings,
 )
+from spawners.site.course_sections import Course
 from spawners.site.hub_sections import DEMO_PUBLIC_CONSENT, DemoSettings, HubSettings, UserSettings
 from spawners.site.kernel_sections import Kernel
 from spawners.site.session_sections import (
@@ -33,6 +34,18 @@ from spawners.site.session_sections import (
 )
 from spawners.site.types import SlurmName, Strict
 from spawners.site.units import format_memory, format_walltime
+
+
+def course_problem(course: Course, site: Site) -> str | None:
+    """What in ``course`` the site file itself rules out (``field: why; fix``), or None."""
+    if site.hub.named_servers < 1:
+        return "name: courses run as named servers; set hub.named_servers to 1 or more"
+    if isinstance(course.profile, str) and course.profile not in site.profiles:
+        return (
+            f"profile: {course.profile!r} is not one of the profiles "
+            f"({', '.join(site.profiles) or 'none'}); name one, or give a request"
+        )
+    return None
 
 
 class Site(Strict):
@@ -55,6 +68,7 @@ class Site(Strict):
     notebooks: NotebookSettings = NotebookSettings()
     idle: IdleSettings = IdleSettings()
     walltime: WalltimeSettings = WalltimeSettings()
+    courses: list[Course] = Field(default_factory=list, max_length=500)
 
     @property
     def dask_partition(self) -> Partition:
@@ -98,7 +112,18 @@ class Site(Strict):
                     )
         self._check_dask()
         self._check_idle()
+        self._check_courses()
         return self
+
+    def _check_courses(self) -> None:
+        seen: set[str] = set()
+        for course in self.courses:
+            if course.name in seen:
+                raise ValueError(f"courses: two courses are named {course.name!r}; rename one")
+            seen.add(course.name)
+            problem = course_problem(course, self)
+            if problem:
+                raise ValueError(f"courses.{course.name}.{problem}")
 
     def _check_idle(self) -> None:
         for section, keys, known in (

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -233,6 +234,10 @@ def main():
         deliver_notebooks()
     except OSError as exc:
         print(f"FactoryLab: the starter notebooks were not copied: {exc}", flush=True)
+    try:
+        pull_material()
+    except (OSError, KeyError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"FactoryLab: the course material was not pulled: {exc}", flush=True)
     try:
         write_kernelspecs()
     except (OSError, ValueError) as exc:

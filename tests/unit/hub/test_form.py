@@ -86,3 +86,16 @@ def test_unknown_availability_is_said_plainly(site, everyone):
     page = render_form(site, everyone, ClusterState(error="timeout"), {}, "/s")
     assert "Free resources are unknown right now" in page
     assert "free now" not in page
+
+
+def test_open_courses_are_cards_that_link_to_the_course(site, everyone, state):
+    assert 'id="fl-courses"' not in render_form(site, everyone, state, {}, "/s")
+    card = {
+        "name": "intro",
+        "title": "Intro <GPUs>",
+        "ends": "2026-12-01T11:00",
+        "url": "/hub/course/intro",
+    }
+    page = render_form(site, everyone, state, {}, "/s", courses=[card])
+    assert 'data-course="intro"' in page and 'href="/hub/course/intro"' in page
+    assert "Intro &lt;GPUs&gt;" in page and "Until 2026-12-01T11:00" in page

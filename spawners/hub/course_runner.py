@@ -1,0 +1,166 @@
+"""The course runner: a hub-managed service that pre-starts and stops course sessions.
+
+Every few seconds it reads the courses and the active servers from the hub's REST API
+and acts on :func:`spawners.session.courses.plan_tick`: from a course's pre-start it
+starts each member's course session (a few at a time), keeps them going until the
+course starts, and stops them at its end. It keeps no state of its own: after a hub
+restart (which restarts it) it looks again, finishes what was not done, and never
+starts a session twice, because a member with a server is never started again.
+
+Run by the hub (see :func:`course_runner_service`); ``python -m spawners.hub.course_runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from spawners.session.courses import Control, plan_tick, utcnow
+from spawners.site.course_sections import Course
+from spawners.site.model import Site
+
+RUNNER_SERVICE = "factorylab-course-runner"
+RUNNER_SCOPES = ["list:users", "read:users", "read:servers", "admin:users", "admin:servers"]
+TICK_SECONDS = 5
+PAGE = 200
+
+log = logging.getLogger(RUNNER_SERVICE)
+
+
+def course_runner_service(site: Site, python: str) -> dict:
+    """The hub-managed service entry that runs the course runner."""
+    return {
+        "name": RUNNER_SERVICE,
+        "command": [python, "-m", "spawners.hub.course_runner"],
+        "environment": {"FACTORYLAB_COURSE_STARTS_AT_ONCE": str(site.slurm.course_starts_at_once)},
+    }
+
+
+def active_servers(users: list[dict], name: str) -> dict[str, bool]:
+    """Members with a server called ``name``: whether each is ready (not starting/stopping).
+
+    >>> active_servers([{"name": "a", "servers": {"c": {"ready": True, "pending": None}}},
+    ...                 {"name": "b", "servers": {"c": {"ready": False, "pending": "spawn"}}},
+    ...                 {"name": "d", "servers": {"": {"ready": True}}}], "c")
+    {'a': True, 'b': False}
+    """
+    active = {}
+    for user in users:
+        server = (user.get("servers") or {}).get(name)
+        if server is not None:
+            active[user["name"]] = bool(server.get("ready")) and not server.get("pending")
+    return active
+
+
+class HubClient:
+    """The hub's REST API with this service's token (and client certificate, if any)."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.http = AsyncHTTPClient()
+        self.tls = {
+            key: os.environ[variable]
+            for key, variable in (
+                ("client_key", "JUPYTERHUB_SSL_KEYFILE"),
+                ("client_cert", "JUPYTERHUB_SSL_CERTFILE"),
+                ("ca_certs", "JUPYTERHUB_SSL_CLIENT_CA"),
+            )
+            if os.environ.get(variable)
+        }
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        request = HTTPRequest(
+            f"{self.url}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            body=None if body is None and method in ("GET", "DELETE") else json.dumps(body or {}),
+            request_timeout=60,
+            **self.tls,
+        )
+        response = await self.http.fetch(request, raise_error=False)
+        if response.code == 599:
+            raise OSError(f"the hub did not answer: {response.error}")
+        text = response.body.decode("utf-8", "replace") if response.body else ""
+        try:
+            return response.code, json.loads(text) if text else None
+        except ValueError:
+            return response.code, text
+
+    async def active_users(self) -> list[dict]:
+        users: list[dict] = []
+        while True:
+            code, page = await self.call("GET", f"/users?state=active&offset={len(users)}")
+            if code != 200 or not isinstance(page, list):
+                raise OSError(f"listing the active users gave {code}")
+            users += page
+            if len(page) < PAGE:
+                return users
+
+
+async def start(hub: HubClient, user: str, course: str) -> None:
+    path = f"/users/{quote(user)}/servers/{course}"
+    code, answer = await hub.call("POST", path, {})
+    if code == 404:  # never logged in: the hub does not know the user yet
+        await hub.call("POST", f"/users/{quote(user)}")
+        code, answer = await hub.call("POST", path, {})
+    if code in (201, 202):
+        log.info("Course %s: started %s's session", course, user)
+    else:
+        log.warning("Course %s: %s's session did not start (%s): %s", course, user, code, answer)
+
+
+async def stop(hub: HubClient, user: str, course: str) -> None:
+    code, answer = await hub.call("DELETE", f"/users/{quote(user)}/servers/{course}")
+    if code in (202, 204):
+        log.info("Course %s: stopped %s's session", course, user)
+    elif code != 400:  # 400: already stopping
+        log.warning("Course %s: %s's session did not stop (%s): %s", course, user, code, answer)
+
+
+async def tick(hub: HubClient, budget: int) -> None:
+    """Look at every course once and act."""
+    code, listing = await hub.call("GET", "/factorylab/courses")
+    if code != 200 or not isinstance(listing, dict):
+        raise OSError(f"listing the courses gave {code}: {listing}")
+    users = await hub.active_users()
+    now = utcnow()
+    for entry in listing["courses"]:
+        fields = {key: entry[key] for key in Course.model_fields if key in entry}
+        course = Course.model_validate(fields)
+        active = active_servers(users, course.name)
+        plan = plan_tick(
+            course,
+            entry["resolved_members"],
+            {user: ready for user, ready in active.items() if user in entry["resolved_members"]},
+            Control.from_dict(entry.get("control") or {}),
+            now,
+            budget,
+        )
+        await asyncio.gather(*(stop(hub, user, course.name) for user in plan.stop))
+        await asyncio.gather(*(start(hub, user, course.name) for user in plan.start))
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s %(asctime)s] %(message)s")
+    hub = HubClient(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    budget = int(os.environ.get("FACTORYLAB_COURSE_STARTS_AT_ONCE", "10"))
+    while True:
+        try:
+            await tick(hub, budget)
+        except (OSError, HTTPClientError, KeyError, ValueError) as exc:
+            log.warning("Course runner: %s; trying again in %s s", exc, TICK_SECONDS)
+        await asyncio.sleep(TICK_SECONDS)
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)

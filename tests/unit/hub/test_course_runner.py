@@ -1,0 +1,88 @@
+"""The course runner: each tick reads the hub and starts or stops course sessions."""
+
+from datetime import timedelta
+
+import pytest
+
+from spawners.hub import course_runner
+from spawners.hub.course_runner import course_runner_service, tick
+from spawners.session.courses import utcnow
+
+from ..session.test_courses import MEMBERS, course
+
+
+class FakeHub:
+    """The hub's REST API as the runner sees it, recording what it is asked to do."""
+
+    def __init__(self, courses, users, unknown=()):
+        self.courses, self.users, self.unknown = courses, users, set(unknown)
+        self.calls = []
+
+    async def call(self, method, path, body=None):
+        self.calls.append((method, path))
+        if path == "/factorylab/courses":
+            return 200, {"courses": self.courses}
+        user = path.split("/")[2]
+        if method == "POST" and "/servers/" in path and user in self.unknown:
+            return 404, {"message": "no such user"}
+        if method == "POST" and "/servers/" not in path:
+            self.unknown.discard(user)
+            return 201, {}
+        return (202 if method == "POST" else 204), {}
+
+    async def active_users(self):
+        return self.users
+
+
+def entry(c, **extra):
+    return {
+        **c.model_dump(mode="json"),
+        "resolved_members": MEMBERS,
+        "control": {"held": False, "start_requested_at": 0},
+        **extra,
+    }
+
+
+async def test_a_warming_course_starts_its_members_a_few_at_a_time():
+    now = utcnow()
+    warming = course(starts_at=now + timedelta(minutes=5), ends_at=now + timedelta(hours=1))
+    users = [
+        {"name": "demo26", "servers": {"intro": {"ready": True, "pending": None}}},
+        {"name": "demo27", "servers": {"intro": {"ready": False, "pending": "spawn"}}},
+        {"name": "demo40", "servers": {"intro": {"ready": True}}},  # not a member
+    ]
+    hub = FakeHub([entry(warming)], users, unknown={"demo28"})
+    await tick(hub, budget=3)
+    posts = [path for method, path in hub.calls if method == "POST"]
+    assert posts == [
+        "/users/demo28/servers/intro",  # 404: the hub does not know demo28 yet
+        "/users/demo28",
+        "/users/demo28/servers/intro",
+        "/users/demo29/servers/intro",
+    ]
+
+
+async def test_an_ended_course_stops_every_session():
+    now = utcnow()
+    ended = course(starts_at=now - timedelta(hours=2), ends_at=now - timedelta(seconds=1))
+    users = [{"name": name, "servers": {"intro": {"ready": True}}} for name in MEMBERS[:3]]
+    hub = FakeHub([entry(ended)], users)
+    await tick(hub, budget=3)
+    deletes = sorted(path for method, path in hub.calls if method == "DELETE")
+    assert deletes == [f"/users/{name}/servers/intro" for name in MEMBERS[:3]]
+
+
+async def test_a_refused_listing_is_an_error_the_loop_reports():
+    class Refusing(FakeHub):
+        async def call(self, method, path, body=None):
+            return 403, {"message": "no"}
+
+    with pytest.raises(OSError, match="listing the courses gave 403"):
+        await tick(Refusing([], []), budget=1)
+
+
+def test_the_service_entry(site):
+    service = course_runner_service(site, "/opt/hub/bin/python")
+    assert service["command"] == ["/opt/hub/bin/python", "-m", "spawners.hub.course_runner"]
+    assert service["environment"]["FACTORYLAB_COURSE_STARTS_AT_ONCE"] == "10"
+    assert "admin:servers" in course_runner.RUNNER_SCOPES
