@@ -20,6 +20,7 @@ from tornado import web
 from spawners.hub.course_book import CourseBookError, shared_course_book
 from spawners.hub.course_checks import validate_course
 from spawners.hub.course_pull import pull_all
+from spawners.hub.course_seats import course_spawner, release_seats, seat_members
 from spawners.session.course_checks import InvalidCourse
 from spawners.session.courses import Control, may_manage, members_of, phase, utcnow
 from spawners.session.site_checks import SITE_CHECKS
@@ -40,8 +41,9 @@ def is_admin(handler: APIHandler) -> bool:
     return "admin:servers" in handler.expanded_scopes
 
 
-def course_json(course: Course, site: Site, book, now=None) -> dict:
-    """A course as the API shows it: its fields, where it came from, its phase, members."""
+def course_json(course: Course, site: Site, book, seated: int = 0, now=None) -> dict:
+    """A course as the API shows it: its fields, where it came from, its phase, members,
+    and how many members still have a course server record (``seated``)."""
     now = now or utcnow()
     return {
         **course.model_dump(mode="json"),
@@ -50,6 +52,7 @@ def course_json(course: Course, site: Site, book, now=None) -> dict:
         "prestart_at": course.prestart_at.isoformat(),
         "resolved_members": members_of(course),
         "control": book.control(course.name).as_dict(),
+        "seated": seated,
         "url": f"/hub/course/{course.name}",
     }
 
@@ -104,6 +107,14 @@ class _CourseHandler(APIHandler):
             raise web.HTTPError(400, str(exc)) from None
         return course
 
+    def seated(self, course: Course) -> int:
+        """How many members have a course server record (from the hub's database)."""
+        count = 0
+        for member in members_of(course):
+            user = self.find_user(member)
+            count += user is not None and course.name in user.orm_user.orm_spawners
+        return count
+
     def store(self, action, *args) -> None:
         try:
             action(*args)
@@ -120,7 +131,7 @@ class CoursesHandler(_CourseHandler):
         site, book, admin = self.site, self.book, is_admin(self)
         caller = getattr(self.current_user, "name", "")
         rows = [
-            course_json(course, site, book)
+            course_json(course, site, book, seated=self.seated(course))
             for course in book.courses(site).values()
             if may_manage(course, caller, admin)
         ]
@@ -178,21 +189,32 @@ class CourseHandler(_CourseHandler):
         stops = []
         for member in members_of(course):
             user = self.find_user(member)
-            spawner = user.spawners.get(name) if user is not None else None
+            spawner = course_spawner(user, name)
             if spawner is not None and spawner.active and spawner.pending != "stop":
                 stops.append(self.stop_single_user(user, name))
         if stops:
             await asyncio.wait([asyncio.ensure_future(stop) for stop in stops], timeout=10)
+        await release_seats(self, course)
         self.set_status(204)
         self.finish()
 
 
 class CourseActionHandler(_CourseHandler):
-    """``POST /courses/NAME/start``, ``/stop`` and ``/pull``."""
+    """``POST /courses/NAME/start``, ``/stop`` and ``/pull``; ``/seats`` and
+    ``/release`` (admins: the course runner) make and remove members' records."""
 
     @web.authenticated
     async def post(self, name: str, action: str) -> None:
         course = self.managed(name)
+        if action in ("seats", "release"):
+            if not is_admin(self):
+                raise web.HTTPError(403, f"{action}: only admins and the course runner")
+            if action == "seats":
+                count = seat_members(self, course)
+            else:
+                count = await release_seats(self, course)
+            self.finish(json.dumps({action: count}))
+            return
         if action == "pull":
             results = await pull_all(self, course, self.site)
             self.finish(json.dumps({"pulled": results}))
@@ -213,5 +235,9 @@ def handlers(site_file: str) -> list[tuple]:
     return [
         (ROUTE, CoursesHandler, settings),
         (ROUTE + r"/([a-z0-9][a-z0-9_-]{0,39})", CourseHandler, settings),
-        (ROUTE + r"/([a-z0-9][a-z0-9_-]{0,39})/(start|stop|pull)", CourseActionHandler, settings),
+        (
+            ROUTE + r"/([a-z0-9][a-z0-9_-]{0,39})/(start|stop|pull|seats|release)",
+            CourseActionHandler,
+            settings,
+        ),
     ]

@@ -20,6 +20,7 @@ from tornado import web
 from spawners.hub.admin_page import duration
 from spawners.hub.census import session_row
 from spawners.hub.course_book import shared_course_book
+from spawners.hub.course_seats import course_spawner
 from spawners.session.courses import (
     closed_sentence,
     is_member,
@@ -44,8 +45,8 @@ IDLE_AFTER = 300
 def member_state(spawner, snapshot, user: str, course: Course) -> dict:
     """One member's row: their course session's state, reason, node and time left."""
     row = {"user": user, "state": "not started", "detail": "", "node": "", "time_left": None}
-    if spawner is None:
-        return row
+    if spawner is None:  # never started, or its record was removed at the end
+        return {**row, "state": "ended"} if phase(course, utcnow()) == "ended" else row
     session = spawner.slurm_session() if spawner.active else None
     if session is None or not getattr(session, "job_id", ""):
         if spawner.active:
@@ -107,7 +108,7 @@ class CourseLinkHandler(_CoursePage):
         if not is_open(course, now):
             raise web.HTTPError(409, closed_sentence(course, now))
         lab = url_path_join(user.server_url(name), landing_path(course))
-        spawner = user.spawners.get(name)
+        spawner = course_spawner(user, name)
         if spawner is not None and spawner.ready:
             self.redirect(lab)
             return
@@ -126,8 +127,7 @@ class InstructorViewHandler(_CoursePage):
         snapshot = shared_monitor(self.site).snapshot
         rows = []
         for member in members_of(course):
-            user = self.find_user(member)
-            spawner = user.spawners.get(name) if user is not None else None
+            spawner = course_spawner(self.find_user(member), name)
             rows.append(member_state(spawner, snapshot, member, course))
         counts: dict[str, int] = {}
         for row in rows:

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from jupyterhub import orm
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from spawners.hub.course_seats import course_spawner
 from spawners.session.courses import members_of
 from spawners.site.course_sections import Course
 from spawners.site.model import Site
@@ -49,7 +50,7 @@ def pull_url(site: Site, user: str, course: Course) -> str:
 async def pull_one(handler, site: Site, course: Course, name: str) -> str:
     """Pull into one member's running session; a word on how it went."""
     user = handler.find_user(name)
-    spawner = user.spawners.get(course.name) if user is not None else None
+    spawner = course_spawner(user, course.name)
     if spawner is None or not spawner.ready:
         return "not running"
     token = user.new_api_token(

@@ -26,7 +26,7 @@ from spawners.site.course_sections import Course
 from spawners.site.model import Site
 
 RUNNER_SERVICE = "factorylab-course-runner"
-RUNNER_SCOPES = ["list:users", "read:users", "read:servers", "admin:users", "admin:servers"]
+RUNNER_SCOPES = ["list:users", "read:users", "read:servers", "admin:servers"]
 TICK_SECONDS = 5
 PAGE = 200
 
@@ -105,11 +105,7 @@ class HubClient:
 
 
 async def start(hub: HubClient, user: str, course: str) -> None:
-    path = f"/users/{quote(user)}/servers/{course}"
-    code, answer = await hub.call("POST", path, {})
-    if code == 404:  # never logged in: the hub does not know the user yet
-        await hub.call("POST", f"/users/{quote(user)}")
-        code, answer = await hub.call("POST", path, {})
+    code, answer = await hub.call("POST", f"/users/{quote(user)}/servers/{course}", {})
     if code in (201, 202):
         log.info("Course %s: started %s's session", course, user)
     else:
@@ -144,7 +140,11 @@ async def tick(hub: HubClient, budget: int) -> None:
             budget,
         )
         await asyncio.gather(*(stop(hub, user, course.name) for user in plan.stop))
+        if plan.start:  # members' records first: a member's own servers never keep them out
+            await hub.call("POST", f"/factorylab/courses/{course.name}/seats", {})
         await asyncio.gather(*(start(hub, user, course.name) for user in plan.start))
+        if entry.get("phase") == "ended" and entry.get("seated"):
+            await hub.call("POST", f"/factorylab/courses/{course.name}/release", {})
 
 
 async def main() -> None:

@@ -33,6 +33,7 @@ def spawner(active=True, ready=True, job_id="", activity=0.0, started=None, ende
 
 def test_each_state_an_instructor_reads():
     now = time.time()
+    today = course(starts_at=utcnow(), ends_at=utcnow() + timedelta(hours=1))
     jobs = {
         "1": _job("1", "RUNNING", host="c01"),
         "2": _job("2", "PENDING", reason="Resources"),
@@ -40,24 +41,22 @@ def test_each_state_an_instructor_reads():
     }
     snapshot = Snapshot(jobs=jobs, pending_order={"gpu": ["2"]})
     rows = {
-        "none": member_state(None, snapshot, "a", course()),
-        "never": member_state(spawner(active=False), snapshot, "a", course()),
+        "none": member_state(None, snapshot, "a", today),
         "ended": member_state(
             spawner(
                 active=False, started=object(), ended="Your session ended at the course's end."
             ),
             snapshot,
             "a",
-            course(),
+            today,
         ),
-        "starting": member_state(spawner(ready=False), snapshot, "a", course()),
-        "pending": member_state(spawner(ready=False, job_id="2"), snapshot, "a", course()),
-        "running": member_state(spawner(job_id="1", activity=now - 10), snapshot, "a", course()),
-        "idle": member_state(spawner(job_id="3", activity=now - 900), snapshot, "a", course()),
+        "starting": member_state(spawner(ready=False), snapshot, "a", today),
+        "pending": member_state(spawner(ready=False, job_id="2"), snapshot, "a", today),
+        "running": member_state(spawner(job_id="1", activity=now - 10), snapshot, "a", today),
+        "idle": member_state(spawner(job_id="3", activity=now - 900), snapshot, "a", today),
     }
     assert {key: row["state"] for key, row in rows.items()} == {
         "none": "not started",
-        "never": "not started",
         "ended": "ended",
         "starting": "starting",
         "pending": "pending",
@@ -68,6 +67,8 @@ def test_each_state_an_instructor_reads():
     assert rows["running"]["node"] == "c01" and 3590 <= rows["running"]["time_left"] <= 3600
     assert rows["idle"]["detail"] == "idle 15 min"
     assert rows["ended"]["detail"].startswith("Your session ended")
+    over = course(starts_at=utcnow() - timedelta(hours=2), ends_at=utcnow() - timedelta(hours=1))
+    assert member_state(None, snapshot, "a", over)["state"] == "ended"  # its record removed
 
 
 def test_members_land_in_their_open_course(monkeypatch, site):

@@ -14,20 +14,14 @@ from ..session.test_courses import MEMBERS, course
 class FakeHub:
     """The hub's REST API as the runner sees it, recording what it is asked to do."""
 
-    def __init__(self, courses, users, unknown=()):
-        self.courses, self.users, self.unknown = courses, users, set(unknown)
+    def __init__(self, courses, users):
+        self.courses, self.users = courses, users
         self.calls = []
 
     async def call(self, method, path, body=None):
         self.calls.append((method, path))
         if path == "/factorylab/courses":
             return 200, {"courses": self.courses}
-        user = path.split("/")[2]
-        if method == "POST" and "/servers/" in path and user in self.unknown:
-            return 404, {"message": "no such user"}
-        if method == "POST" and "/servers/" not in path:
-            self.unknown.discard(user)
-            return 201, {}
         return (202 if method == "POST" else 204), {}
 
     async def active_users(self):
@@ -51,12 +45,11 @@ async def test_a_warming_course_starts_its_members_a_few_at_a_time():
         {"name": "demo27", "servers": {"intro": {"ready": False, "pending": "spawn"}}},
         {"name": "demo40", "servers": {"intro": {"ready": True}}},  # not a member
     ]
-    hub = FakeHub([entry(warming)], users, unknown={"demo28"})
+    hub = FakeHub([entry(warming)], users)
     await tick(hub, budget=3)
     posts = [path for method, path in hub.calls if method == "POST"]
     assert posts == [
-        "/users/demo28/servers/intro",  # 404: the hub does not know demo28 yet
-        "/users/demo28",
+        "/factorylab/courses/intro/seats",  # members' records first, past any limit
         "/users/demo28/servers/intro",
         "/users/demo29/servers/intro",
     ]
@@ -66,10 +59,14 @@ async def test_an_ended_course_stops_every_session():
     now = utcnow()
     ended = course(starts_at=now - timedelta(hours=2), ends_at=now - timedelta(seconds=1))
     users = [{"name": name, "servers": {"intro": {"ready": True}}} for name in MEMBERS[:3]]
-    hub = FakeHub([entry(ended)], users)
+    hub = FakeHub([entry(ended, phase="ended", seated=3)], users)
     await tick(hub, budget=3)
     deletes = sorted(path for method, path in hub.calls if method == "DELETE")
     assert deletes == [f"/users/{name}/servers/intro" for name in MEMBERS[:3]]
+    assert ("POST", "/factorylab/courses/intro/release") in hub.calls
+    quiet = FakeHub([entry(ended, phase="ended", seated=0)], [])
+    await tick(quiet, budget=3)
+    assert [method for method, _ in quiet.calls] == ["GET"]  # nothing left to do
 
 
 async def test_a_refused_listing_is_an_error_the_loop_reports():
@@ -84,5 +81,5 @@ async def test_a_refused_listing_is_an_error_the_loop_reports():
 def test_the_service_entry(site):
     service = course_runner_service(site, "/opt/hub/bin/python")
     assert service["command"] == ["/opt/hub/bin/python", "-m", "spawners.hub.course_runner"]
-    assert service["environment"]["FACTORYLAB_COURSE_STARTS_AT_ONCE"] == "10"
+    assert service["environment"]["FACTORYLAB_COURSE_STARTS_AT_ONCE"] == "4"
     assert "admin:servers" in course_runner.RUNNER_SCOPES
