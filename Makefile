@@ -128,3 +128,4 @@ bench: venv up browser
 	$(PY) -m bench.lab_start
 	$(PY) -m bench.kernel_open
 	$(PY) -m bench.gpu_replay
+	$(PY) -m bench.course_warm

@@ -20,11 +20,16 @@ from tornado import web
 from spawners.hub.course_book import CourseBookError, shared_course_book
 from spawners.hub.course_checks import validate_course
 from spawners.hub.course_pull import pull_all
-from spawners.hub.course_seats import course_spawner, release_seats, seat_members
+from spawners.hub.course_seats import (
+    course_spawner,
+    release_seats,
+    seat_members,
+    stop_course_servers,
+)
 from spawners.session.course_checks import InvalidCourse
 from spawners.session.courses import Control, may_manage, members_of, phase, utcnow
 from spawners.session.site_checks import SITE_CHECKS
-from spawners.site.course_sections import Course
+from spawners.site.course_sections import COURSE_ROUTE, Course
 from spawners.site.loader import cached_site
 from spawners.site.model import Site
 
@@ -32,8 +37,20 @@ ROUTE = r"/api/factorylab/courses"
 #: What an instructor may not change on their own course (admins may).
 #: The material too: a session trusts its repository (see session_files.pull_material).
 ADMIN_FIELDS = frozenset(
-    {"name", "members", "group", "instructors", "profile", "reservation", "material"}
+    {
+        "name",
+        "members",
+        "group",
+        "instructors",
+        "profile",
+        "reservation",
+        "material",
+        "material_branch",
+    }
 )
+#: Courses change one at a time: checking one takes seconds (each member's accounts,
+#: Slurm's reservations), and two changes must not each write back what the other read.
+_WRITES = asyncio.Lock()
 
 
 def is_admin(handler: APIHandler) -> bool:
@@ -41,9 +58,11 @@ def is_admin(handler: APIHandler) -> bool:
     return "admin:servers" in handler.expanded_scopes
 
 
-def course_json(course: Course, site: Site, book, seated: int = 0, now=None) -> dict:
+def course_json(
+    course: Course, site: Site, book, seated: list[str] | None = None, now=None
+) -> dict:
     """A course as the API shows it: its fields, where it came from, its phase, members,
-    and how many members still have a course server record (``seated``)."""
+    and the members who have a course server record (``seated``: a start was tried)."""
     now = now or utcnow()
     return {
         **course.model_dump(mode="json"),
@@ -52,7 +71,7 @@ def course_json(course: Course, site: Site, book, seated: int = 0, now=None) -> 
         "prestart_at": course.prestart_at.isoformat(),
         "resolved_members": members_of(course),
         "control": book.control(course.name).as_dict(),
-        "seated": seated,
+        "seated": seated or [],
         "url": f"/hub/course/{course.name}",
     }
 
@@ -100,20 +119,30 @@ class _CourseHandler(APIHandler):
             raise web.HTTPError(404, f"no course {name!r} that you manage")
         return course
 
-    async def checked(self, course: Course) -> Course:
+    async def checked(self, course: Course, before: Course | None = None) -> Course:
+        """``course`` checked against the live site: a 400 naming the field otherwise."""
         try:
             await validate_course(course, self.site)
         except InvalidCourse as exc:
             raise web.HTTPError(400, str(exc)) from None
+        known = set(members_of(before)) if before is not None else set()
+        for member in members_of(course):  # a member's own server must not become the course's
+            user = self.find_user(member)
+            if member not in known and user is not None and course.name in user.orm_spawners:
+                raise web.HTTPError(
+                    400,
+                    f"name: member {member!r} already has a server called {course.name!r}; "
+                    f"choose another name for the course",
+                )
         return course
 
-    def seated(self, course: Course) -> int:
-        """How many members have a course server record (from the hub's database)."""
-        count = 0
-        for member in members_of(course):
-            user = self.find_user(member)
-            count += user is not None and course.name in user.orm_user.orm_spawners
-        return count
+    def seated(self, course: Course) -> list[str]:
+        """The members who have a course server record (from the hub's database)."""
+        return [
+            member
+            for member in members_of(course)
+            if course_spawner(self.find_user(member), course.name) is not None
+        ]
 
     def store(self, action, *args) -> None:
         try:
@@ -142,10 +171,11 @@ class CoursesHandler(_CourseHandler):
         if not is_admin(self):
             raise web.HTTPError(403, "only admins create courses; ask one to create yours")
         course = parse_course(self.body())
-        if self.book.get(self.site, course.name) is not None:
-            raise web.HTTPError(409, f"name: a course {course.name!r} exists; PATCH it instead")
-        await self.checked(course)
-        self.store(self.book.put, course)
+        async with _WRITES:
+            if self.book.get(self.site, course.name) is not None:
+                raise web.HTTPError(409, f"name: a course {course.name!r} exists; PATCH it")
+            await self.checked(course)
+            self.store(self.book.put, course)
         self.log.info(
             "Course %s created by %s", course.name, getattr(self.current_user, "name", "")
         )
@@ -162,6 +192,10 @@ class CourseHandler(_CourseHandler):
 
     @web.authenticated
     async def patch(self, name: str) -> None:
+        async with _WRITES:
+            await self._patch(name)
+
+    async def _patch(self, name: str) -> None:
         course = self.managed(name)
         if self.book.source(self.site, name) == "site":
             raise web.HTTPError(409, f"{name!r} is declared in the site file; change it there")
@@ -175,25 +209,24 @@ class CourseHandler(_CourseHandler):
         if changes.get("name", name) != name:
             raise web.HTTPError(400, "name: a course keeps its name; create a new one instead")
         updated = parse_course({**course.model_dump(mode="json"), **changes})
-        await self.checked(updated)
+        await self.checked(updated, before=course)
         self.store(self.book.put, updated)
+        moved = (updated.prestart_at, updated.ends_at) != (course.prestart_at, course.ends_at)
+        if moved:  # a new window: last session's "Stop all" or "Start all" does not carry over
+            self.store(self.book.set_control, name, Control())
         self.finish(json.dumps(course_json(updated, self.site, self.book)))
 
     @web.authenticated
     async def delete(self, name: str) -> None:
         course = self.managed(name)
+        if not is_admin(self):
+            raise web.HTTPError(403, "only admins delete courses")
         if self.book.source(self.site, name) == "site":
             raise web.HTTPError(409, f"{name!r} is declared in the site file; remove it there")
-        self.store(self.book.remove, name)
+        async with _WRITES:
+            self.store(self.book.remove, name)
         # nobody would stop them now: the course's sessions end with it
-        stops = []
-        for member in members_of(course):
-            user = self.find_user(member)
-            spawner = course_spawner(user, name)
-            if spawner is not None and spawner.active and spawner.pending != "stop":
-                stops.append(self.stop_single_user(user, name))
-        if stops:
-            await asyncio.wait([asyncio.ensure_future(stop) for stop in stops], timeout=10)
+        await stop_course_servers(self, course)
         await release_seats(self, course)
         self.set_status(204)
         self.finish()
@@ -210,7 +243,11 @@ class CourseActionHandler(_CourseHandler):
             if not is_admin(self):
                 raise web.HTTPError(403, f"{action}: only admins and the course runner")
             if action == "seats":
-                count = seat_members(self, course)
+                wanted = self.body()
+                users = wanted.get("users") if isinstance(wanted, dict) else None
+                if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+                    raise web.HTTPError(400, "users: a list of the members to seat")
+                count = seat_members(self, course, users)
             else:
                 count = await release_seats(self, course)
             self.finish(json.dumps({action: count}))
@@ -234,9 +271,9 @@ def handlers(site_file: str) -> list[tuple]:
     settings = {"site_file": site_file}
     return [
         (ROUTE, CoursesHandler, settings),
-        (ROUTE + r"/([a-z0-9][a-z0-9_-]{0,39})", CourseHandler, settings),
+        (ROUTE + "/" + COURSE_ROUTE, CourseHandler, settings),
         (
-            ROUTE + r"/([a-z0-9][a-z0-9_-]{0,39})/(start|stop|pull|seats|release)",
+            ROUTE + "/" + COURSE_ROUTE + r"/(start|stop|pull|seats|release)",
             CourseActionHandler,
             settings,
         ),

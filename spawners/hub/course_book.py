@@ -8,6 +8,7 @@ middle of a course loses nothing. Site-file courses are changed in the site file
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -33,6 +34,7 @@ class CourseBook:
         self._courses: dict[str, Course] = {}
         self._controls: dict[str, Control] = {}
         self.problems: list[str] = []
+        self._unreadable: list = []
         self._load()
 
     def _load(self) -> None:
@@ -42,11 +44,14 @@ class CourseBook:
             return
         except (OSError, ValueError) as exc:
             raise CourseBookError(f"{self.path}: cannot read the courses: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("courses", []), list):
+            raise CourseBookError(f"{self.path}: not a course book (a JSON object of courses)")
         for raw in data.get("courses", []):
             try:
                 course = Course.model_validate(raw)
-            except ValidationError as exc:  # kept on disk; reported, never silently lost
+            except ValidationError as exc:  # kept as it was, and reported
                 self.problems.append(f"{self.path}: a course was skipped: {exc}")
+                self._unreadable.append(raw)
                 continue
             self._courses[course.name] = course
         for name, control in (data.get("controls") or {}).items():
@@ -54,7 +59,8 @@ class CourseBook:
 
     def _save(self) -> None:
         data = {
-            "courses": [course.model_dump(mode="json") for course in self._courses.values()],
+            "courses": [course.model_dump(mode="json") for course in self._courses.values()]
+            + self._unreadable,
             "controls": {name: control.as_dict() for name, control in self._controls.items()},
         }
         try:
@@ -65,6 +71,8 @@ class CourseBook:
         try:
             with os.fdopen(handle, "w") as out:
                 json.dump(data, out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(temporary, self.path)
         except OSError as exc:
             Path(temporary).unlink(missing_ok=True)
@@ -141,4 +149,6 @@ def shared_course_book(site: Site) -> CourseBook:
     path = str(Path(site.hub.state_dir) / FILE_NAME)
     if path not in _books:
         _books[path] = CourseBook(path)
+        for problem in _books[path].problems:
+            logging.getLogger(__name__).error("%s", problem)
     return _books[path]

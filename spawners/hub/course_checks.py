@@ -14,7 +14,7 @@ from spawners.session.course_checks import (
     check_site_rules,
     check_times,
 )
-from spawners.session.courses import utcnow
+from spawners.session.courses import course_partition, utcnow
 from spawners.site.course_sections import Course
 from spawners.site.model import Site
 from spawners.slurm.client import SlurmClient, SlurmError
@@ -36,6 +36,6 @@ async def validate_course(course: Course, site: Site, now: datetime | None = Non
             raise InvalidCourse(
                 "reservation", f"Slurm did not list its reservations ({exc}); try again"
             ) from None
-        accounts = {name: allowed.accounts for name, allowed in entitlements.items()}
-        check_reservation(course, parse_reservations(text), members, accounts)
+        partition = course_partition(course, site.profiles, site.defaults.partition)
+        check_reservation(course, parse_reservations(text), members, partition)
     check_requests(course, site, entitlements)

@@ -19,7 +19,7 @@ from tornado import web
 
 from spawners.hub.admin_page import duration
 from spawners.hub.census import session_row
-from spawners.hub.course_book import shared_course_book
+from spawners.hub.course_book import CourseBookError, shared_course_book
 from spawners.hub.course_seats import course_spawner
 from spawners.session.courses import (
     closed_sentence,
@@ -32,8 +32,8 @@ from spawners.session.courses import (
     utcnow,
 )
 from spawners.session.site_checks import SITE_CHECKS
-from spawners.site.course_sections import Course
-from spawners.site.loader import cached_site
+from spawners.site.course_sections import COURSE_ROUTE, Course
+from spawners.site.loader import SiteFileError, cached_site
 from spawners.site.model import Site
 from spawners.slurm.services import shared_monitor
 
@@ -154,12 +154,15 @@ def course_landing(site_file: str):
         name = getattr(user, "name", "")
         if not name:
             return ""
-        site = cached_site(site_file, SITE_CHECKS)
         now = utcnow()
+        try:
+            site = cached_site(site_file, SITE_CHECKS)
+            courses = shared_course_book(site).courses(site).values()
+        except (CourseBookError, SiteFileError) as exc:  # logins go on without courses
+            handler.log.error("Courses are unavailable: %s", exc)
+            return ""
         open_courses = [
-            course
-            for course in shared_course_book(site).courses(site).values()
-            if is_open(course, now) and is_member(course, name)
+            course for course in courses if is_open(course, now) and is_member(course, name)
         ]
         if not open_courses:
             return ""
@@ -172,7 +175,7 @@ def course_landing(site_file: str):
 def handlers(site_file: str) -> list[tuple]:
     """Routes to add with ``c.JupyterHub.extra_handlers``."""
     settings = {"site_file": site_file}
-    name = r"([a-z0-9][a-z0-9_-]{0,39})"
+    name = COURSE_ROUTE
     return [
         (r"/course/" + name, CourseLinkHandler, settings),
         (r"/factorylab/courses/" + name, InstructorViewHandler, settings),

@@ -19,7 +19,7 @@ from spawners.session.courses import members_of
 from spawners.site.course_sections import Course
 from spawners.site.model import Site
 
-PULL_TIMEOUT = 180
+PULL_TIMEOUT = 120
 CONCURRENT_PULLS = 8
 
 
@@ -62,6 +62,7 @@ async def pull_one(handler, site: Site, course: Course, name: str) -> str:
         pull_url(site, name, course),
         headers={"Authorization": f"token {token}"},
         request_timeout=PULL_TIMEOUT,
+        follow_redirects=False,
     )
     try:
         response = await AsyncHTTPClient().fetch(request)

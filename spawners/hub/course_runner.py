@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -104,12 +105,26 @@ class HubClient:
                 return users
 
 
+#: A member whose start was refused is tried again after this long (seconds), so that
+#: one refusal never holds the others' places in the pacing.
+RETRY_AFTER = 60
+_refused: dict[tuple[str, str], float] = {}  # (course, member) -> when to try again
+
+
 async def start(hub: HubClient, user: str, course: str) -> None:
     code, answer = await hub.call("POST", f"/users/{quote(user)}/servers/{course}", {})
     if code in (201, 202):
         log.info("Course %s: started %s's session", course, user)
+        _refused.pop((course, user), None)
     else:
+        _refused[(course, user)] = time.monotonic() + RETRY_AFTER
         log.warning("Course %s: %s's session did not start (%s): %s", course, user, code, answer)
+
+
+def waiting_to_retry(course: str, members: list[str]) -> set[str]:
+    """Members of ``course`` whose last start was refused a moment ago."""
+    now = time.monotonic()
+    return {user for user in members if _refused.get((course, user), 0) > now}
 
 
 async def stop(hub: HubClient, user: str, course: str) -> None:
@@ -126,25 +141,37 @@ async def tick(hub: HubClient, budget: int) -> None:
     if code != 200 or not isinstance(listing, dict):
         raise OSError(f"listing the courses gave {code}: {listing}")
     users = await hub.active_users()
-    now = utcnow()
     for entry in listing["courses"]:
-        fields = {key: entry[key] for key in Course.model_fields if key in entry}
-        course = Course.model_validate(fields)
-        active = active_servers(users, course.name)
-        plan = plan_tick(
-            course,
-            entry["resolved_members"],
-            {user: ready for user, ready in active.items() if user in entry["resolved_members"]},
-            Control.from_dict(entry.get("control") or {}),
-            now,
-            budget,
+        try:
+            await run_course(hub, entry, users, budget)
+        except (OSError, HTTPClientError, KeyError, ValueError) as exc:  # the others go on
+            log.warning("Course %s: %s", entry.get("name"), exc)
+
+
+async def run_course(hub: HubClient, entry: dict, users: list[dict], budget: int) -> None:
+    """One course's tick: stop, seat and start as :func:`plan_tick` says."""
+    fields = {key: entry[key] for key in Course.model_fields if key in entry}
+    course = Course.model_validate(fields)
+    members = entry["resolved_members"]
+    active = active_servers(users, course.name)
+    retrying = waiting_to_retry(course.name, members)
+    plan = plan_tick(
+        course,
+        [user for user in members if user not in retrying],
+        {user: ready for user, ready in active.items() if user in members},
+        Control.from_dict(entry.get("control") or {}),
+        utcnow(),
+        budget,
+        seated=entry.get("seated") or (),
+    )
+    await asyncio.gather(*(stop(hub, user, course.name) for user in plan.stop))
+    if plan.start:  # members' records first: a member's own servers never keep them out
+        await hub.call(
+            "POST", f"/factorylab/courses/{course.name}/seats", {"users": list(plan.start)}
         )
-        await asyncio.gather(*(stop(hub, user, course.name) for user in plan.stop))
-        if plan.start:  # members' records first: a member's own servers never keep them out
-            await hub.call("POST", f"/factorylab/courses/{course.name}/seats", {})
-        await asyncio.gather(*(start(hub, user, course.name) for user in plan.start))
-        if entry.get("phase") == "ended" and entry.get("seated"):
-            await hub.call("POST", f"/factorylab/courses/{course.name}/release", {})
+    await asyncio.gather(*(start(hub, user, course.name) for user in plan.start))
+    if entry.get("phase") == "ended" and entry.get("seated"):
+        await hub.call("POST", f"/factorylab/courses/{course.name}/release", {})
 
 
 async def main() -> None:

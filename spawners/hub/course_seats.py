@@ -9,6 +9,8 @@ against a member's limit.
 
 from __future__ import annotations
 
+import asyncio
+
 from jupyterhub.utils import maybe_future
 
 from spawners.session.courses import members_of
@@ -16,20 +18,20 @@ from spawners.site.course_sections import Course
 
 
 def course_spawner(user, name: str):
-    """``user``'s spawner for server ``name`` if it was ever created, else None (never
-    creating one: JupyterHub's spawner dict makes a database record on a lookup)."""
+    """``user``'s spawner for server ``name`` if its record exists, else None."""
     if user is None or name not in user.orm_user.orm_spawners:
         return None
     return user.spawners[name]
 
 
-def seat_members(handler, course: Course) -> int:
-    """Make each member's course server record (and hub user) if missing; how many."""
+def seat_members(handler, course: Course, users: list[str]) -> int:
+    """Make the course server record (and hub user) of each of ``users`` who is a member
+    and has none; how many were made."""
     made = 0
-    for member in members_of(course):
+    for member in sorted(set(users) & set(members_of(course))):
         user = handler.user_from_username(member)
         if course.name not in user.orm_user.orm_spawners:
-            user.spawners[course.name]  # JupyterHub makes the record on lookup
+            user.get_or_create_spawner(course.name, "")
             made += 1
     return made
 
@@ -48,3 +50,22 @@ async def release_seats(handler, course: Course) -> int:
         handler.db.commit()
         removed += 1
     return removed
+
+
+async def stop_course_servers(handler, course: Course, wait: float = 10) -> None:
+    """Stop the members' course servers, starting ones included, as JupyterHub's own
+    DELETE does (cancel the start, then stop); wait at most ``wait`` seconds."""
+
+    async def stop(user) -> None:
+        spawner = course_spawner(user, course.name)
+        if spawner is None or not spawner.active or spawner.pending == "stop":
+            return
+        if spawner.pending == "spawn" and spawner._spawn_future:
+            spawner._spawn_future.cancel()
+            await asyncio.sleep(1)
+        await handler.stop_single_user(user, course.name)
+
+    users = [handler.find_user(member) for member in members_of(course)]
+    stops = [asyncio.ensure_future(stop(user)) for user in users if user is not None]
+    if stops:
+        await asyncio.wait(stops, timeout=wait)

@@ -13,11 +13,18 @@ import logging
 from traitlets import Callable, Dict, HasTraits, Unicode, Union
 
 from spawners.hub import observe
-from spawners.hub.course_book import shared_course_book
+from spawners.hub.course_book import CourseBookError, shared_course_book
 from spawners.hub.errors import LinkPrefillsForm, SessionError
 from spawners.hub.form import options_from_form, render_form
 from spawners.session.course_checks import course_entitlements
-from spawners.session.courses import closed_sentence, is_member, is_open, session_options, utcnow
+from spawners.session.courses import (
+    closed_sentence,
+    held_sentence,
+    is_member,
+    is_open,
+    session_options,
+    utcnow,
+)
 from spawners.session.entitlements import Entitlements, unix_groups
 from spawners.session.request import (
     InvalidRequest,
@@ -142,9 +149,16 @@ class SessionOptionsMixin(HasTraits):
 
     @property
     def course(self) -> Course | None:
-        """The course whose named server this is, or None."""
+        """The course whose named server this is, or None (also when the hub cannot read
+        its courses: that is logged, and ordinary servers are not held up by it)."""
         name = getattr(self, "name", "") or ""
-        return shared_course_book(self.site).get(self.site, name) if name else None
+        if not name:
+            return None
+        try:
+            return shared_course_book(self.site).get(self.site, name)
+        except CourseBookError as exc:
+            log.error("Courses are unavailable: %s", exc)
+            return None
 
     def course_options(self, course: Course) -> dict[str, str]:
         """The course's request for this member now; a 403 for others, a 400 outside
@@ -161,6 +175,8 @@ class SessionOptionsMixin(HasTraits):
             raise SessionError(
                 closed_sentence(course, now), reason="course-closed", status_code=400
             )
+        if shared_course_book(self.site).control(course.name).held:
+            raise SessionError(held_sentence(course), reason="course-held", status_code=409)
         return session_options(course, now)
 
     def refuse(self, exc: InvalidRequest, user_options: dict) -> SessionError:
@@ -199,6 +215,11 @@ class SessionOptionsMixin(HasTraits):
     def course_cards(self) -> list[dict[str, str]]:
         """This user's courses that are open now, for the form's course cards."""
         now, base = utcnow(), self.hub.base_url if self.hub is not None else "/hub/"
+        try:
+            courses = shared_course_book(self.site).courses(self.site).values()
+        except CourseBookError as exc:
+            log.error("Courses are unavailable: %s", exc)
+            return []
         return [
             {
                 "name": course.name,
@@ -206,7 +227,7 @@ class SessionOptionsMixin(HasTraits):
                 "ends": course.ends_at.isoformat(timespec="minutes"),
                 "url": f"{base.rstrip('/')}/course/{course.name}",
             }
-            for course in shared_course_book(self.site).courses(self.site).values()
+            for course in courses
             if is_open(course, now) and is_member(course, self.user.name)
         ]
 

@@ -62,12 +62,12 @@ def check_times(course: Course, now: datetime) -> None:
 
 
 def check_reservation(
-    course: Course,
-    reservations: Sequence[Reservation],
-    members: Sequence[str],
-    accounts: Mapping[str, Sequence[str]],
+    course: Course, reservations: Sequence[Reservation], members: Sequence[str], partition: str
 ) -> None:
-    """The reservation exists, covers the pre-start to the end, and admits every member."""
+    """The reservation exists, is in the course's partition, covers the pre-start to the
+    end, and admits every member by name or Unix group. Course sessions are charged to
+    each member's default account, so a reservation that admits by account is refused:
+    it would let the course pass here and every job be refused by Slurm."""
     if not course.reservation:
         return
     found = {reservation.name: reservation for reservation in reservations}
@@ -77,6 +77,18 @@ def check_reservation(
             "reservation",
             f"{course.reservation!r} is not a Slurm reservation; ask an admin to create it "
             f"(scontrol create reservation) or leave it out",
+        )
+    if reservation.partition and reservation.partition != partition:
+        raise InvalidCourse(
+            "reservation",
+            f"{course.reservation!r} is in partition {reservation.partition}; the course's "
+            f"sessions run in {partition}",
+        )
+    if any(not entry.startswith("-") for entry in reservation.accounts):
+        raise InvalidCourse(
+            "reservation",
+            f"{course.reservation!r} admits by account; name the members (Users=) or their "
+            f"group (Groups=) in it instead",
         )
     # Slurm prints its times in the controller's local time, without a zone.
     start = reservation.start.astimezone() if reservation.start else None
@@ -89,7 +101,7 @@ def check_reservation(
             f"({course.prestart_at.isoformat()}) to the end ({course.ends_at.isoformat()})",
         )
     for name in members:
-        if not reservation.usable_by(name, accounts.get(name, ()), unix_groups(name)):
+        if not reservation.usable_by(name, (), unix_groups(name)):
             raise InvalidCourse(
                 "reservation",
                 f"{course.reservation!r} does not admit member {name!r}; add them to it",

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from spawners.site.course_sections import Course
 from spawners.site.units import format_walltime
 
-#: After "Start all", the runner keeps starting members for this long (seconds).
-START_ALL_WINDOW = 120
+#: After "Start all", the runner keeps starting missing members for this long (seconds):
+#: long enough for a class of hundreds, paced, with queue waits.
+START_ALL_WINDOW = 600
 
 
 def utcnow() -> datetime:
@@ -79,14 +80,14 @@ def closed_sentence(course: Course, now: datetime) -> str:
 def session_options(course: Course, now: datetime) -> dict[str, str]:
     """The user options of a member's course session started at ``now``.
 
-    The session's walltime runs to the course's end (rounded up to Slurm's minutes),
-    so the Lab's usual time-left warnings come before the end.
+    The session's walltime runs to the course's end (rounded down to Slurm's minutes),
+    so the job ends with the course and the Lab's usual time-left warnings come first.
     """
     if isinstance(course.profile, str):
         options = {"profile": course.profile}
     else:
         options = {key: str(value) for key, value in course.profile.items()}
-    seconds = max(60, math.ceil((course.ends_at - now).total_seconds() / 60) * 60)
+    seconds = max(60, math.floor((course.ends_at - now).total_seconds() / 60) * 60)
     options["walltime"] = format_walltime(seconds)
     if course.reservation:
         options["reservation"] = course.reservation
@@ -103,6 +104,21 @@ def course_material(course: Course, home: str, session_directory: str) -> dict[s
         "target": f"{home.rstrip('/')}/{course.folder}",
         "gitconfig": f"{session_directory}/gitconfig",
     }
+
+
+def held_sentence(course: Course) -> str:
+    """Why a member cannot start a course session its instructors stopped."""
+    return (
+        f"The instructors of {course.title!r} stopped its sessions; they start again "
+        f"when an instructor presses Start all."
+    )
+
+
+def course_partition(course: Course, profiles: Mapping[str, object], default: str) -> str:
+    """The partition the course's sessions run in (its profile's, or its request's)."""
+    if isinstance(course.profile, str):
+        return str(getattr(profiles.get(course.profile), "partition", default))
+    return str(course.profile.get("partition", default))
 
 
 def landing_path(course: Course) -> str:
@@ -145,24 +161,32 @@ def plan_tick(
     control: Control,
     now: datetime,
     budget: int,
+    seated: Iterable[str] = (),
 ) -> Tick:
     """Which members' course sessions to start and stop now.
 
     ``active`` maps each member with a course server to whether it is ready (False:
-    still starting). Sessions are kept warm from the pre-start to ``starts_at`` and for
-    a while after "Start all"; at the end, or after "Stop all", they are stopped.
-    ``budget`` paces the starts: at most that many start at once, counting those
-    still starting, so that a class of forty never floods the scheduler.
+    still starting); ``seated`` are the members whose course server was ever made (a
+    start was tried). From the pre-start to ``starts_at`` every member's session is
+    kept going; until the end, a member the pre-start has not reached yet is still
+    started (a big class, or a hub restart); for a while after "Start all", every
+    member's. At the end, or after "Stop all", they are stopped. ``budget`` paces the
+    starts: at most that many start at once, counting those still starting, so that a
+    class of forty never floods the scheduler.
     """
     current = phase(course, now)
     if current == "ended" or (control.held and current != "scheduled"):
         return Tick(stop=tuple(sorted(active)))
-    wanted = current == "warming" or (
-        current == "running" and now.timestamp() < control.start_requested_at + START_ALL_WINDOW
-    )
-    if not wanted:
+    if current == "scheduled":
         return Tick()
+    everyone = current == "warming" or now.timestamp() < control.start_requested_at + (
+        START_ALL_WINDOW
+    )
+    tried = set(seated)
+    missing = [
+        user
+        for user in sorted(set(members))
+        if user not in active and (everyone or user not in tried)
+    ]
     starting = sum(1 for ready in active.values() if not ready)
-    room = max(0, budget - starting)
-    missing = [user for user in sorted(set(members)) if user not in active]
-    return Tick(start=tuple(missing[:room]))
+    return Tick(start=tuple(missing[: max(0, budget - starting)]))

@@ -18,8 +18,12 @@ from pydantic import AwareDatetime, Field, StringConstraints, field_validator, m
 
 from spawners.site.types import UNIX_USERNAME, SlurmName, Strict
 
-#: Course names become named servers, URL segments and folder names: kept plain.
-COURSE_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+#: Course names become named servers, URL segments and folder names. JupyterHub takes
+#: only "safe slugs" as server names: 1-30 of a-z, 0-9 and single hyphens, from a letter
+#: to a letter or digit (jupyterhub.slugs.is_valid_safe_slug).
+COURSE_NAME = r"^(?=.{1,30}$)[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+#: The same, for URL routes (the handlers answer 404 to anything else).
+COURSE_ROUTE = r"([a-z][a-z0-9-]{0,29})"
 UserName = Annotated[str, Field(pattern=UNIX_USERNAME)]
 #: A git URL (https, ssh, file) or an absolute path to a repository the nodes can read.
 MATERIAL = r"^(?:(?:https?|ssh|git|file)://[A-Za-z0-9_.~:@/%+-]+|/[A-Za-z0-9_./+-]+)$"
@@ -49,7 +53,7 @@ class Course(Strict):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     prestart_minutes: int = Field(
-        10, ge=0, le=240, description="Start members' sessions this long before starts_at."
+        10, ge=1, le=240, description="Start members' sessions this long before starts_at."
     )
     material: Annotated[str, Field(pattern=MATERIAL, max_length=300)] | None = Field(
         None, description="A git repository (URL or path) pulled into ~/courses/NAME."
@@ -63,8 +67,9 @@ class Course(Strict):
     def _safe_name(cls, name: str) -> str:
         if not re.fullmatch(COURSE_NAME, name):
             raise ValueError(
-                f"{name[:60]!r} has unsafe characters; use 1-40 lowercase letters, digits, "
-                f"'-' and '_', starting with a letter or digit"
+                f"{name[:60]!r} has unsafe characters; use 1-30 lowercase letters, digits "
+                f"and single hyphens, from a letter to a letter or digit (JupyterHub's "
+                f"rule for server names)"
             )
         return name
 

@@ -193,6 +193,32 @@ def deliver_notebooks():
         print(f"FactoryLab: {len(copied)} starter notebook files copied to {target}", flush=True)
 
 
+def check_trusted_repository(path):
+    """A repository on a path is trusted (git's safe.directory) only if root alone can
+    change it: the path, every folder above it and its configuration are owned by root
+    and writable by nobody else. Anyone else who could write it could run code as every
+    member who pulls it."""
+    places = [path, os.path.join(path, "config"), os.path.join(path, ".git", "config")]
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        places.append(parent)
+        if parent == "/":
+            break
+        parent = os.path.dirname(parent)
+    for place in places:
+        try:
+            info = os.stat(place)
+        except FileNotFoundError:
+            if place == path:
+                raise OSError(f"{path} does not exist") from None
+            continue
+        if info.st_uid != 0 or (info.st_mode & 0o022 and not info.st_mode & 0o1000):
+            raise OSError(
+                f"{place} can be changed by someone other than root, so {path} is not "
+                f"trusted as the course's material; ask an admin to fix its ownership"
+            )
+
+
 def pull_material():
     """Pull a course's material into the member's home with nbgitpuller, whose merge
     rules keep the member's edits: a first pull clones; later ones merge the course's
@@ -208,6 +234,7 @@ def pull_material():
         return
     repo = material["repo"]
     if not repo.startswith(("http://", "https://", "ssh://", "git://")):
+        check_trusted_repository(repo.removeprefix("file://"))
         config = material["gitconfig"]
         text = "[include]\n\tpath = /etc/gitconfig\n[safe]\n\tdirectory = {}\n"
         write_private_files(

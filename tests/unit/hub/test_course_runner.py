@@ -59,12 +59,12 @@ async def test_an_ended_course_stops_every_session():
     now = utcnow()
     ended = course(starts_at=now - timedelta(hours=2), ends_at=now - timedelta(seconds=1))
     users = [{"name": name, "servers": {"intro": {"ready": True}}} for name in MEMBERS[:3]]
-    hub = FakeHub([entry(ended, phase="ended", seated=3)], users)
+    hub = FakeHub([entry(ended, phase="ended", seated=MEMBERS[:3])], users)
     await tick(hub, budget=3)
     deletes = sorted(path for method, path in hub.calls if method == "DELETE")
     assert deletes == [f"/users/{name}/servers/intro" for name in MEMBERS[:3]]
     assert ("POST", "/factorylab/courses/intro/release") in hub.calls
-    quiet = FakeHub([entry(ended, phase="ended", seated=0)], [])
+    quiet = FakeHub([entry(ended, phase="ended", seated=[])], [])
     await tick(quiet, budget=3)
     assert [method for method, _ in quiet.calls] == ["GET"]  # nothing left to do
 

@@ -108,17 +108,19 @@ def reservation(**change) -> Reservation:
         ([reservation(start=datetime(2026, 12, 1, 9, 55))], "does not cover the pre-start"),
         ([reservation(end=datetime(2026, 12, 1, 11, 30))], "does not cover the pre-start"),
         ([reservation(users=("demo26",))], "does not admit member 'demo27'"),
+        ([reservation(partition="gpu")], "is in partition gpu; the course's sessions run in lab"),
+        ([reservation(accounts=("training",))], "admits by account; name the members"),
     ],
 )
 def test_the_reservation_must_hold_the_whole_class(paris, monkeypatch, reservations, words):
     monkeypatch.setattr(course_checks, "unix_groups", lambda name: frozenset())
     with pytest.raises(InvalidCourse, match=words) as caught:
-        check_reservation(course(reservation="intro"), reservations, ["demo26", "demo27"], {})
+        check_reservation(course(reservation="intro"), reservations, ["demo26", "demo27"], "lab")
     assert caught.value.field == "reservation"
 
 
 def test_a_reservation_that_holds_the_class(paris):
-    check_reservation(course(reservation="intro"), [reservation()], ["demo26", "demo27"], {})
+    check_reservation(course(reservation="intro"), [reservation()], ["demo26", "demo27"], "lab")
 
 
 def member(site, name, groups, accounts=("factorylab-demo",)):

@@ -29,6 +29,11 @@ def test_a_course_and_what_it_derives():
     [
         ({"name": "Intro GPU!"}, "name", "unsafe characters"),
         ({"name": "../etc"}, "name", "unsafe characters"),
+        ({"name": "intro_gpu"}, "name", "unsafe characters"),
+        ({"name": "2026-intro"}, "name", "unsafe characters"),
+        ({"name": "intro--gpu"}, "name", "unsafe characters"),
+        ({"name": "a" * 31}, "name", "unsafe characters"),
+        ({"prestart_minutes": 0}, "prestart_minutes", "greater than or equal to 1"),
         ({"ends_at": "2026-12-01T08:00:00+01:00"}, "ends_at", "is not after starts_at"),
         ({"starts_at": "2026-12-01T09:00:00"}, "starts_at", "timezone"),
         ({"members": [], "group": None}, "members", "needs members"),
