@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from tornado import web
 
 from spawners.hub.course_book import CourseBookError, shared_course_book
+from spawners.hub.course_calls import call_members, pull, warm
 from spawners.hub.course_checks import validate_course
-from spawners.hub.course_pull import pull_all
 from spawners.hub.course_seats import (
     course_spawner,
     release_seats,
@@ -144,6 +144,14 @@ class _CourseHandler(APIHandler):
             if course_spawner(self.find_user(member), course.name) is not None
         ]
 
+    def users_in_body(self) -> list[str]:
+        """The ``users`` list of a JSON body; a 400 otherwise."""
+        wanted = self.body()
+        users = wanted.get("users") if isinstance(wanted, dict) else None
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            raise web.HTTPError(400, "users: a list of the members")
+        return users
+
     def store(self, action, *args) -> None:
         try:
             action(*args)
@@ -227,7 +235,6 @@ class CourseHandler(_CourseHandler):
             self.store(self.book.remove, name)
         # nobody would stop them now: the course's sessions end with it
         await stop_course_servers(self, course)
-        await release_seats(self, course)
         self.set_status(204)
         self.finish()
 
@@ -243,18 +250,21 @@ class CourseActionHandler(_CourseHandler):
             if not is_admin(self):
                 raise web.HTTPError(403, f"{action}: only admins and the course runner")
             if action == "seats":
-                wanted = self.body()
-                users = wanted.get("users") if isinstance(wanted, dict) else None
-                if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
-                    raise web.HTTPError(400, "users: a list of the members to seat")
-                count = seat_members(self, course, users)
+                count = seat_members(self, course, self.users_in_body())
             else:
                 count = await release_seats(self, course)
             self.finish(json.dumps({action: count}))
             return
         if action == "pull":
-            results = await pull_all(self, course, self.site)
-            self.finish(json.dumps({"pulled": results}))
+            results = await call_members(self, self.site, course, pull(course))
+            self.finish(json.dumps({"pulled": results if course.material else {}}))
+            return
+        if action == "warm":
+            if not is_admin(self):
+                raise web.HTTPError(403, "warm: only admins and the course runner")
+            users = self.users_in_body()
+            results = await call_members(self, self.site, course, warm(course), users)
+            self.finish(json.dumps({"warmed": results if course.open else {}}))
             return
         if action == "start":
             if phase(course, utcnow()) in ("scheduled", "ended"):
@@ -273,7 +283,7 @@ def handlers(site_file: str) -> list[tuple]:
         (ROUTE, CoursesHandler, settings),
         (ROUTE + "/" + COURSE_ROUTE, CourseHandler, settings),
         (
-            ROUTE + "/" + COURSE_ROUTE + r"/(start|stop|pull|seats|release)",
+            ROUTE + "/" + COURSE_ROUTE + r"/(start|stop|pull|seats|release|warm)",
             CourseActionHandler,
             settings,
         ),

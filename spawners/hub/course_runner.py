@@ -112,7 +112,10 @@ _refused: dict[tuple[str, str], float] = {}  # (course, member) -> when to try a
 
 
 async def start(hub: HubClient, user: str, course: str) -> None:
-    code, answer = await hub.call("POST", f"/users/{quote(user)}/servers/{course}", {})
+    try:
+        code, answer = await hub.call("POST", f"/users/{quote(user)}/servers/{course}", {})
+    except OSError as exc:
+        code, answer = 599, str(exc)
     if code in (201, 202):
         log.info("Course %s: started %s's session", course, user)
         _refused.pop((course, user), None)
@@ -162,7 +165,8 @@ async def run_course(hub: HubClient, entry: dict, users: list[dict], budget: int
         Control.from_dict(entry.get("control") or {}),
         utcnow(),
         budget,
-        seated=entry.get("seated") or (),
+        # a member whose start was refused is not done: tried again once the wait is over
+        seated=[user for user in entry.get("seated") or () if (course.name, user) not in _refused],
     )
     await asyncio.gather(*(stop(hub, user, course.name) for user in plan.stop))
     if plan.start:  # members' records first: a member's own servers never keep them out
@@ -172,6 +176,28 @@ async def run_course(hub: HubClient, entry: dict, users: list[dict], budget: int
     await asyncio.gather(*(start(hub, user, course.name) for user in plan.start))
     if entry.get("phase") == "ended" and entry.get("seated"):
         await hub.call("POST", f"/factorylab/courses/{course.name}/release", {})
+    if course.open and entry.get("phase") in ("warming", "running"):
+        await warm_ready(hub, course.name, {user for user, ready in active.items() if ready})
+
+
+_warmed: set[tuple[str, str]] = set()  # (course, member): its landing notebook is warm
+
+
+async def warm_ready(hub: HubClient, course: str, ready: set[str]) -> None:
+    """Have the hub warm the landing notebook of each ready session not yet warmed (a
+    session that stopped is warmed again when it is back)."""
+    for key in [key for key in _warmed if key[0] == course and key[1] not in ready]:
+        _warmed.discard(key)
+    todo = sorted(user for user in ready if (course, user) not in _warmed)
+    if not todo:
+        return
+    code, answer = await hub.call("POST", f"/factorylab/courses/{course}/warm", {"users": todo})
+    results = answer.get("warmed", {}) if code == 200 and isinstance(answer, dict) else {}
+    for user, how in results.items():
+        if how == "warm":
+            _warmed.add((course, user))
+        else:
+            log.warning("Course %s: %s's notebook was not warmed: %s", course, user, how)
 
 
 async def main() -> None:

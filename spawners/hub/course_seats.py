@@ -36,6 +36,14 @@ def seat_members(handler, course: Course, users: list[str]) -> int:
     return made
 
 
+async def remove_seat(handler, user, spawner, name: str) -> None:
+    """Remove one stopped course server's record."""
+    await maybe_future(spawner.delete_forever())
+    handler.db.delete(spawner.orm_spawner)
+    user.spawners.pop(name, None)
+    handler.db.commit()
+
+
 async def release_seats(handler, course: Course) -> int:
     """Remove the members' stopped course server records; how many."""
     removed = 0
@@ -44,26 +52,32 @@ async def release_seats(handler, course: Course) -> int:
         spawner = course_spawner(user, course.name)
         if spawner is None or spawner.active:
             continue
-        await maybe_future(spawner.delete_forever())
-        handler.db.delete(spawner.orm_spawner)
-        user.spawners.pop(course.name, None)
-        handler.db.commit()
+        await remove_seat(handler, user, spawner, course.name)
         removed += 1
     return removed
 
 
 async def stop_course_servers(handler, course: Course, wait: float = 10) -> None:
     """Stop the members' course servers, starting ones included, as JupyterHub's own
-    DELETE does (cancel the start, then stop); wait at most ``wait`` seconds."""
+    DELETE does (cancel the start, then stop), and remove each record once its server
+    has stopped. Waits at most ``wait`` seconds; slower stops finish on their own."""
 
     async def stop(user) -> None:
         spawner = course_spawner(user, course.name)
-        if spawner is None or not spawner.active or spawner.pending == "stop":
+        if spawner is None:
             return
-        if spawner.pending == "spawn" and spawner._spawn_future:
-            spawner._spawn_future.cancel()
-            await asyncio.sleep(1)
-        await handler.stop_single_user(user, course.name)
+        try:
+            if spawner.pending == "spawn" and spawner._spawn_future:
+                spawner._spawn_future.cancel()
+                await asyncio.sleep(1)
+            if spawner.active and spawner.pending != "stop":
+                await handler.stop_single_user(user, course.name)
+            if spawner._stop_future is not None:
+                await spawner._stop_future
+            if not spawner.active:
+                await remove_seat(handler, user, spawner, course.name)
+        except Exception as exc:  # one member's trouble never stops the others'
+            handler.log.warning("Course %s: %s's session: %s", course.name, user.name, exc)
 
     users = [handler.find_user(member) for member in members_of(course)]
     stops = [asyncio.ensure_future(stop(user)) for user in users if user is not None]

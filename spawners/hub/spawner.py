@@ -32,6 +32,7 @@ from spawners.session.job import render_job_script
 from spawners.session.kernels import kernel_job_name
 from spawners.session.messages import (
     EARLY_END,
+    STARTING_AT_RESTART,
     explain_ending,
     failure_sentence,
     queue_timeout_sentence,
@@ -325,22 +326,32 @@ class SlurmSpawner(
             await self._session_ended("gone")
             return 1
         if job.active:
+            if not self.serves_at and getattr(self, "_port_future", None) is None:
+                # Starting when the hub restarted: the job never said where its server
+                # listens, so no hub can take it over (JupyterHub would wait for an
+                # address it does not know). End it; the user or a course starts again.
+                self.log.warning("Session job %s was starting at the hub's restart", job.job_id)
+                return await self._end_here(STARTING_AT_RESTART, "hub-restart")
             if self.liveness.lost_node:
                 return 1  # JupyterHub polls again before it lets the server go
             lost = await self.liveness.lost(self.site, self.monitor, job, self.serves_at)
             if lost is None:
                 return None
-            self.ended_message = lost  # JupyterHub will not call stop(): cancel here
-            with contextlib.suppress(SlurmError):
-                await self.slurm.cancel(self.job_id, self.user.name)
-            await self._session_ended("node-lost")
-            return 1
+            return await self._end_here(lost, "node-lost")
         self.ended_message = explain_ending(job)
         self.log.info(
             "Session job %s ended: %s", self.job_id, self.failure_message(job, "has ended")
         )
         await self._session_ended(job.state.lower())
         return job.exit_code if job.exit_code and job.exit_code > 0 else 1
+
+    async def _end_here(self, message: str, cause: str) -> int:
+        """JupyterHub will not call stop() for a server its poll ends: cancel here."""
+        self.ended_message = message
+        with contextlib.suppress(SlurmError):
+            await self.slurm.cancel(self.job_id, self.user.name)
+        await self._session_ended(cause)
+        return 1
 
     async def _session_ended(self, cause: str) -> None:
         """The job ended on its own: JupyterHub will not call stop(), so end its workers."""

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from spawners.site.course_sections import Course
 from spawners.site.units import format_walltime
 
+#: No course session is started with less than this left before the end (seconds).
+MIN_SESSION = 120
 #: After "Start all", the runner keeps starting missing members for this long (seconds):
 #: long enough for a class of hundreds, paced, with queue waits.
 START_ALL_WINDOW = 600
@@ -122,8 +124,11 @@ def course_partition(course: Course, profiles: Mapping[str, object], default: st
 
 
 def landing_path(course: Course) -> str:
-    """Where in the Lab a member lands: the course's material."""
-    return f"lab/tree/{course.folder}"
+    """Where in the Lab a member lands: the course's material, in a JupyterLab workspace
+    of the course's own, so that what the member had open in other sessions never
+    covers it, and what they open in the course is there when they come back."""
+    target = f"{course.folder}/{course.open}" if course.open else course.folder
+    return f"lab/workspaces/{course.name}/tree/{target}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def plan_tick(
     current = phase(course, now)
     if current == "ended" or (control.held and current != "scheduled"):
         return Tick(stop=tuple(sorted(active)))
-    if current == "scheduled":
+    if current == "scheduled" or (course.ends_at - now).total_seconds() < MIN_SESSION:
         return Tick()
     everyone = current == "warming" or now.timestamp() < control.start_requested_at + (
         START_ALL_WINDOW

@@ -154,3 +154,9 @@ def kernel_ended_sentence(job_id: str, job: SlurmJob | None) -> str:
     if job.reason and job.reason != "None":
         details.append(f"reason {job.reason}")
     return f"Your kernel job {job_id} ended ({', '.join(details)})."
+
+
+#: Why a session that was starting when the hub restarted is gone.
+STARTING_AT_RESTART = (
+    "Your session was still starting when the hub restarted, and was cancelled; start it again."
+)

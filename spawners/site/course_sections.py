@@ -27,6 +27,8 @@ COURSE_ROUTE = r"([a-z][a-z0-9-]{0,29})"
 UserName = Annotated[str, Field(pattern=UNIX_USERNAME)]
 #: A git URL (https, ssh, file) or an absolute path to a repository the nodes can read.
 MATERIAL = r"^(?:(?:https?|ssh|git|file)://[A-Za-z0-9_.~:@/%+-]+|/[A-Za-z0-9_./+-]+)$"
+#: A notebook inside the material: a relative path of plain parts, ending in .ipynb.
+OPEN_PATH = r"^(?!.*(?:^|/)\.)[A-Za-z0-9_][A-Za-z0-9_./+-]*\.ipynb$"
 #: What a course's own request may set (account: the member's own; reservation: below).
 REQUEST_FIELDS = ("partition", "image", "gpus", "gpu_type", "cpus", "memory")
 
@@ -61,6 +63,11 @@ class Course(Strict):
     material_branch: SlurmName | None = Field(
         None, description="The branch to pull; default: the repository's default branch."
     )
+    open: Annotated[str, Field(max_length=200)] | None = Field(
+        None,
+        description="A notebook in the material that members land in, its kernel already "
+        "started by the pre-start (e.g. lesson/01-start.ipynb).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -73,6 +80,16 @@ class Course(Strict):
             )
         return name
 
+    @field_validator("open")
+    @classmethod
+    def _plain_notebook(cls, path: str | None) -> str | None:
+        if path is not None and not re.fullmatch(OPEN_PATH, path):
+            raise ValueError(
+                f"{path[:60]!r} is not a notebook in the material; give a relative path "
+                f"of plain names ending in .ipynb, e.g. lesson/01-start.ipynb"
+            )
+        return path
+
     @model_validator(mode="after")
     def _consistent(self) -> Course:
         if self.ends_at <= self.starts_at:
@@ -80,6 +97,8 @@ class Course(Strict):
                 f"ends_at: {self.ends_at.isoformat()} is not after starts_at "
                 f"{self.starts_at.isoformat()}; end the course after it starts"
             )
+        if self.open and not self.material:
+            raise ValueError("open: a notebook to open needs the course's material")
         if not self.members and not self.group:
             raise ValueError("members: a course needs members, a group, or both")
         if isinstance(self.profile, dict):

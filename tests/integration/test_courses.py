@@ -111,6 +111,7 @@ def definition(name: str, reservation: str, material: Path, starts_in: float, la
         "starts_at": (now + timedelta(seconds=starts_in)).isoformat(),
         "ends_at": (now + timedelta(seconds=starts_in + lasts)).isoformat(),
         "material": str(material),
+        "open": "lesson/01-start.ipynb",
     }
 
 
@@ -178,7 +179,7 @@ def wait_for(what, timeout: float, every: float = 1.0):
 
 
 def test_a_ten_member_course_from_creation_to_its_end(hub, reservation, material, course_name):
-    body = definition(course_name, reservation, material, starts_in=120, lasts=100)
+    body = definition(course_name, reservation, material, starts_in=120, lasts=180)
     created = hub.api("POST", API, json=body)
     assert created.status_code == 201, created.text
     course = created.json()
@@ -229,7 +230,7 @@ def test_a_ten_member_course_from_creation_to_its_end(hub, reservation, material
     assert {job["reservation"] for job in jobs} == {reservation}
     for job in jobs:  # the job ends with the course, so the Lab warns before its end
         end = datetime.fromisoformat(job["end"]).astimezone()
-        assert ends_at - timedelta(seconds=62) <= end <= ends_at + timedelta(seconds=1), job
+        assert ends_at - timedelta(seconds=62) <= end <= ends_at + timedelta(seconds=15), job
     # Slurm's accounting: one running job per member. A start in flight when the hub
     # stopped is ended by the restarted hub (it cannot take over a half-made spawn) and
     # done again by the runner: never two sessions for one member.
@@ -257,11 +258,31 @@ def test_a_ten_member_course_from_creation_to_its_end(hub, reservation, material
             "rows => rows.map(r => [r.dataset.user, r.dataset.state])"
         )
         page.screenshot(path=str(ARTIFACTS / "course-instructor-view.png"), full_page=True)
-    assert dict(states) == {user: "running" for user in MEMBERS}
+        assert dict(states) == {user: "running" for user in MEMBERS}
 
-    # A member's edit survives a re-pull of new material.
+        # Stop all, from the page; then Start all brings every session back (paced).
+        page.get_by_role("button", name="Stop all").click()
+        page.get_by_text("Stopping every member's session.").wait_for(timeout=20_000)
+        wait_for(lambda: not servers(hub, course_name), timeout=30)
+        held = hub.api("POST", f"/users/{MEMBERS[0]}/servers/{course_name}", json={})
+        assert held.status_code == 409 and "stopped its sessions" in held.json()["message"]
+        page.get_by_role("button", name="Start all").click()
+        page.get_by_text("Starting every member's session").wait_for(timeout=20_000)
+        wait_for(all_ready, timeout=120)
+
+    # The lesson members land in has its kernel already (the runner warmed it).
     member = MEMBERS[0]
     token = hub.user_token(member)
+    lesson_path = f"courses/{course_name}/lesson/01-start.ipynb"
+
+    def warmed():
+        """the lesson's Jupyter session and kernel exist"""
+        listed = proxied(hub, member, f"{course_name}/api/sessions", token).json()
+        return [s for s in listed if s["path"] == lesson_path and s["kernel"]]
+
+    wait_for(warmed, timeout=30)
+
+    # A member's edit survives a re-pull of new material.
     readme = f"{course_name}/api/contents/courses/{course_name}/README.md"
     mine = {"type": "file", "format": "text", "content": "# Intro\nMy own notes\n"}
     assert proxied(hub, member, readme, token, "PUT", json=mine).status_code == 200
@@ -279,11 +300,18 @@ def test_a_ten_member_course_from_creation_to_its_end(hub, reservation, material
     lesson = f"{course_name}/api/contents/courses/{course_name}/lesson/02-next.py"
     assert proxied(hub, member, lesson, token).status_code == 200
 
-    # A member who logs in lands in their running Lab, on the material.
+    # The course's card is on members' spawn forms only; a member who logs in lands in
+    # their running Lab, on the material.
+    outsider_form = login(OUTSIDER, demo_password())[0].get(f"{HUB_URL}/hub/spawn", timeout=60)
+    assert outsider_form.status_code == 200 and 'id="fl-courses"' not in outsider_form.text
+    member_form = login(MEMBERS[2], demo_password())[0].get(f"{HUB_URL}/hub/spawn", timeout=60)
+    assert f'data-course="{course_name}"' in member_form.text
     browser, answer = login(MEMBERS[1], demo_password())
     landed = browser.get(f"{HUB_URL}{answer.headers['Location']}", timeout=60)
     assert re.search(
-        rf"/user/{MEMBERS[1]}/{course_name}/lab/tree/courses/{course_name}$", landed.url
+        rf"/user/{MEMBERS[1]}/{course_name}/lab/workspaces/{course_name}/tree/courses/"
+        rf"{course_name}/lesson/01-start.ipynb$",
+        landed.url,
     ), landed.url
 
     # The end: every session stops, and the view says so.

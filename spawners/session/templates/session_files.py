@@ -195,24 +195,29 @@ def deliver_notebooks():
 
 def check_trusted_repository(path):
     """A repository on a path is trusted (git's safe.directory) only if root alone can
-    change it: the path, every folder above it and its configuration are owned by root
-    and writable by nobody else. Anyone else who could write it could run code as every
-    member who pulls it."""
-    places = [path, os.path.join(path, "config"), os.path.join(path, ".git", "config")]
-    parent = os.path.dirname(os.path.abspath(path))
+    change it: the repository, its git folder and configuration, and every folder above
+    it (after links are resolved) are owned by root and writable by nobody else (a
+    folder above may be a sticky one, such as /tmp). Anyone else who could write it
+    could run code as every member who pulls it."""
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise OSError(f"{path} does not exist")
+    inside = [real] + [
+        os.path.join(real, *part) for part in (("config",), (".git",), (".git", "config"))
+    ]
+    above, parent = [], os.path.dirname(real)
     while True:
-        places.append(parent)
+        above.append(parent)
         if parent == "/":
             break
         parent = os.path.dirname(parent)
-    for place in places:
+    for place in inside + above:
         try:
-            info = os.stat(place)
+            info = os.lstat(place)
         except FileNotFoundError:
-            if place == path:
-                raise OSError(f"{path} does not exist") from None
             continue
-        if info.st_uid != 0 or (info.st_mode & 0o022 and not info.st_mode & 0o1000):
+        sticky_parent = place in above and info.st_mode & 0o1000
+        if info.st_uid != 0 or (info.st_mode & 0o022 and not sticky_parent):
             raise OSError(
                 f"{place} can be changed by someone other than root, so {path} is not "
                 f"trusted as the course's material; ask an admin to fix its ownership"

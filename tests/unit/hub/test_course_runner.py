@@ -83,3 +83,30 @@ def test_the_service_entry(site):
     assert service["command"] == ["/opt/hub/bin/python", "-m", "spawners.hub.course_runner"]
     assert service["environment"]["FACTORYLAB_COURSE_STARTS_AT_ONCE"] == "4"
     assert "admin:servers" in course_runner.RUNNER_SCOPES
+
+
+async def test_ready_sessions_of_a_course_with_a_landing_notebook_are_warmed_once():
+    now = utcnow()
+    opened = course(
+        starts_at=now + timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1),
+        material="/srv/m.git",
+        open="lesson/01.ipynb",
+    )
+    users = [
+        {"name": "demo26", "servers": {"intro": {"ready": True}}},
+        {"name": "demo27", "servers": {"intro": {"ready": False, "pending": "spawn"}}},
+    ]
+
+    class Warming(FakeHub):
+        async def call(self, method, path, body=None):
+            if path.endswith("/warm"):
+                self.calls.append((method, path, tuple(body["users"])))
+                return 200, {"warmed": {user: "warm" for user in body["users"]}}
+            return await super().call(method, path, body)
+
+    hub = Warming([entry(opened, phase="warming")], users)
+    await tick(hub, budget=1)
+    await tick(hub, budget=1)  # demo26 is warm already: asked once
+    warms = [call for call in hub.calls if call[1].endswith("/warm")]
+    assert warms == [("POST", "/factorylab/courses/intro/warm", ("demo26",))]

@@ -1,5 +1,6 @@
 """The Slurm spawner's stop and poll paths end a session's Dask workers too."""
 
+import asyncio
 import time
 from types import SimpleNamespace
 
@@ -108,6 +109,7 @@ async def test_a_session_lost_with_its_node_is_cancelled_here_and_stays_ended(sp
         jobs={"12": _job(batch_host="c01")}, taken_at=time.monotonic(), taken_wall=time.time()
     )
     spawner.liveness = LostWithItsNode()
+    spawner.serves_at = "c01:40000"  # a running session said where it listens
     assert await spawner.poll() == 1
     assert await spawner.poll() == 1
     assert "its node failed" in spawner.ended_message
@@ -117,11 +119,23 @@ async def test_a_session_lost_with_its_node_is_cancelled_here_and_stays_ended(sp
     ]
 
 
+async def test_a_start_cut_short_by_a_hub_restart_is_ended_not_waited_for(spawner):
+    spawner, slurm = spawner
+    # loaded from the database, its start never finished: no address, no port awaited
+    spawner.monitor.snapshot = Snapshot(
+        jobs={"12": _job()}, taken_at=time.monotonic(), taken_wall=time.time()
+    )
+    assert await spawner.poll() == 1
+    assert ("cancel", "12", "demo01") in slurm.calls
+    assert spawner.ended_message.startswith("Your session was still starting when the hub")
+
+
 async def test_a_running_session_whose_server_answers_stays(spawner):
     spawner, slurm = spawner
     spawner.monitor.snapshot = Snapshot(
         jobs={"12": _job()}, taken_at=time.monotonic(), taken_wall=time.time()
     )
+    spawner._port_future = asyncio.get_running_loop().create_future()  # it is starting
     assert await spawner.poll() is None  # no server address yet: nothing to knock on
     assert slurm.calls == [] and not spawner.liveness.lost_node
 

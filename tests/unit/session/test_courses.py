@@ -86,7 +86,9 @@ def test_material_and_landing():
         "gitconfig": "/home/demo26/.s/gitconfig",
     }
     assert course_material(course(), "/home/demo26", "/x") is None
-    assert landing_path(course()) == "lab/tree/courses/intro"
+    assert landing_path(course()) == "lab/workspaces/intro/tree/courses/intro"
+    opened = course(material="/srv/m.git", open="lesson/01-start.ipynb")
+    assert landing_path(opened) == "lab/workspaces/intro/tree/courses/intro/lesson/01-start.ipynb"
 
 
 def test_warming_starts_the_missing_members_a_few_at_a_time():
@@ -136,3 +138,9 @@ def test_the_end_and_stop_all_stop_every_session():
 def test_controls_read_back_safely(data, expected):
     assert Control.from_dict(data) == expected
     assert Control.from_dict(expected.as_dict()) == expected
+
+
+def test_no_session_is_started_in_the_last_two_minutes():
+    control = Control(start_requested_at=at(117).timestamp())
+    assert plan_tick(course(), MEMBERS, {}, control, at(118.5), budget=10).start == ()
+    assert len(plan_tick(course(), MEMBERS, {}, control, at(117.9), budget=10).start) == 10
