@@ -85,7 +85,16 @@ def reservation():
         capture_output=True,
     )  # fmt: skip
     yield name
-    subprocess.run(["scontrol", "delete", f"ReservationName={name}"], capture_output=True)
+    # Slurm keeps a reservation that still has jobs: end them, then delete it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        subprocess.run(["scancel", f"--reservation={name}"], capture_output=True)
+        gone = subprocess.run(
+            ["scontrol", "delete", f"ReservationName={name}"], capture_output=True
+        )
+        if gone.returncode == 0:
+            break
+        time.sleep(2)
 
 
 @pytest.fixture
