@@ -243,15 +243,21 @@ def test_a_ten_member_course_from_creation_to_its_end(hub, reservation, material
     # Slurm's accounting: one running job per member. A start in flight when the hub
     # stopped is ended by the restarted hub (it cannot take over a half-made spawn) and
     # done again by the runner: never two sessions for one member.
-    accounted = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "--name=factorylab", "-u", ",".join(MEMBERS), "-S",
-         (prestart_at - timedelta(seconds=5)).astimezone().strftime("%Y-%m-%dT%H:%M:%S"),
-         "-o", "JobID,User,State,Reservation"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    rows = [row.split("|") for row in accounted]
-    rows = [row for row in rows if row[3] == reservation]
-    assert sorted(user for _, user, state, _ in rows if state == "RUNNING") == MEMBERS, rows
+    since = (prestart_at - timedelta(seconds=5)).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+    def accounted():
+        """sacct has every member's one running job (slurmdbd hears of starts late)"""
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "--name=factorylab", "-u", ",".join(MEMBERS), "-S",
+             since, "-o", "JobID,User,State,Reservation"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        rows = [row.split("|") for row in out]
+        rows = [row for row in rows if row[3] == reservation]
+        running = sorted(user for _, user, state, _ in rows if state == "RUNNING")
+        return rows if running == MEMBERS else None
+
+    rows = wait_for(accounted, timeout=30)
     redone = [row for row in rows if row[2] != "RUNNING"]
     assert len(redone) <= 4, rows  # at most course_starts_at_once were in flight
 
