@@ -28,8 +28,8 @@ from spawners.hub import (
     session_api,
 )
 from spawners.hub.census import CUSTOM_PROFILE, hub_users, session_rows
-from spawners.hub.course_runner import RUNNER_SCOPES, RUNNER_SERVICE, course_runner_service
-from spawners.hub.culler import CULLER_SCOPES, CULLER_SERVICE, culler_service
+from spawners.hub.course_runner import RUNNER_SCOPES, course_runner_service
+from spawners.hub.culler import CULLER_SCOPES, culler_service
 from spawners.hub.login import DiscoveryError, FactoryLabOAuthenticator, discover_endpoints
 from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.auth import OIDCSettings, SecretFileError, read_client_secret
@@ -101,26 +101,20 @@ def configure_hub(c, site_path: str) -> Site:
     c.JupyterHub.load_roles = []
     admin_token = os.environ.get("FACTORYLAB_ADMIN_API_TOKEN", "")
     if admin_token:
-        c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": admin_token})
-        c.JupyterHub.load_roles.append(
-            {
-                "name": ADMIN_SERVICE,
-                "description": "Automation: manage users, their servers and tokens.",
-                "scopes": ADMIN_SCOPES,
-                "services": [ADMIN_SERVICE],
-            }
+        add_service(
+            c,
+            {"name": ADMIN_SERVICE, "api_token": admin_token},
+            "Automation: manage users, their servers and tokens.",
+            ADMIN_SCOPES,
         )
     if site.idle.enabled:
         # Idle sessions give their resources back: jupyterhub-idle-culler, deciding per
         # server by the kernel activity the session reports (spawners/hub/culler.py).
-        c.JupyterHub.services.append(culler_service(site, sys.executable))
-        c.JupyterHub.load_roles.append(
-            {
-                "name": CULLER_SERVICE,
-                "description": "Stop sessions whose kernels were idle past their limit.",
-                "scopes": CULLER_SCOPES,
-                "services": [CULLER_SERVICE],
-            }
+        add_service(
+            c,
+            culler_service(site, sys.executable),
+            "Stop sessions whose kernels were idle past their limit.",
+            CULLER_SCOPES,
         )
     configure_courses(c, site, os.path.abspath(site_path))
     configure_observability(c, site)
@@ -129,20 +123,30 @@ def configure_hub(c, site_path: str) -> Site:
     return site
 
 
+def add_service(c, service: dict, description: str, scopes: list[str]) -> None:
+    """A hub service and the role that gives it ``scopes`` (and nothing else)."""
+    c.JupyterHub.services.append(service)
+    c.JupyterHub.load_roles.append(
+        {
+            "name": service["name"],
+            "description": description,
+            "scopes": scopes,
+            "services": [service["name"]],
+        }
+    )
+
+
 def configure_courses(c, site: Site, site_file: str) -> None:
     """Courses: members land in their open course, and the runner pre-starts and stops
     course sessions (a service, so a hub restart restarts it)."""
     c.JupyterHub.default_url = course_pages.course_landing(site_file)
     if not site.hub.named_servers:
         return  # courses run as named servers; the site check says so for declared ones
-    c.JupyterHub.services.append(course_runner_service(site, sys.executable))
-    c.JupyterHub.load_roles.append(
-        {
-            "name": RUNNER_SERVICE,
-            "description": "Pre-start course sessions, and stop them at the course's end.",
-            "scopes": RUNNER_SCOPES,
-            "services": [RUNNER_SERVICE],
-        }
+    add_service(
+        c,
+        course_runner_service(site, sys.executable),
+        "Pre-start course sessions, and stop them at the course's end.",
+        RUNNER_SCOPES,
     )
 
 
@@ -168,14 +172,11 @@ def configure_observability(c, site: Site) -> None:
     )
     token = os.environ.get("FACTORYLAB_METRICS_API_TOKEN", "")
     if token:  # a site's Prometheus scrapes with it: it may read metrics, and nothing else
-        c.JupyterHub.services.append({"name": METRICS_SERVICE, "api_token": token})
-        c.JupyterHub.load_roles.append(
-            {
-                "name": METRICS_SERVICE,
-                "description": "Prometheus: read the hub's metrics.",
-                "scopes": ["read:metrics"],
-                "services": [METRICS_SERVICE],
-            }
+        add_service(
+            c,
+            {"name": METRICS_SERVICE, "api_token": token},
+            "Prometheus: read the hub's metrics.",
+            ["read:metrics"],
         )
 
 

@@ -17,7 +17,7 @@ from jupyterhub.apihandlers import APIHandler
 from pydantic import ValidationError
 from tornado import web
 
-from spawners.hub.course_book import CourseBookError, shared_course_book
+from spawners.hub.course_book import CourseBookError, CourseSite
 from spawners.hub.course_calls import call_members, pull, warm
 from spawners.hub.course_checks import validate_course
 from spawners.hub.course_seats import (
@@ -26,11 +26,10 @@ from spawners.hub.course_seats import (
     seat_members,
     stop_course_servers,
 )
+from spawners.hub.session_api import json_body
 from spawners.session.course_checks import InvalidCourse
 from spawners.session.courses import Control, may_manage, members_of, phase, utcnow
-from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.course_sections import COURSE_ROUTE, Course
-from spawners.site.loader import cached_site
 from spawners.site.model import Site
 
 ROUTE = r"/api/factorylab/courses"
@@ -89,20 +88,8 @@ def parse_course(data: object) -> Course:
         raise web.HTTPError(400, f"{field}: {message}") from None
 
 
-class _CourseHandler(APIHandler):
+class _CourseHandler(CourseSite, APIHandler):
     """What the course endpoints share: the site, the book, and who may do what."""
-
-    def initialize(self, site_file: str) -> None:
-        """Keep the site file's path (re-read when it changes)."""
-        self.site_file = site_file
-
-    @property
-    def site(self) -> Site:
-        return cached_site(self.site_file, SITE_CHECKS)
-
-    @property
-    def book(self):
-        return shared_course_book(self.site)
 
     def body(self) -> object:
         try:
@@ -146,8 +133,7 @@ class _CourseHandler(APIHandler):
 
     def users_in_body(self) -> list[str]:
         """The ``users`` list of a JSON body; a 400 otherwise."""
-        wanted = self.body()
-        users = wanted.get("users") if isinstance(wanted, dict) else None
+        users = json_body(self, {"users"}).get("users")
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise web.HTTPError(400, "users: a list of the members")
         return users

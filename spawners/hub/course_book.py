@@ -11,12 +11,15 @@ import json
 import logging
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from spawners.session.courses import Control
+from spawners.session.courses import Control, is_member, is_open
+from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.course_sections import Course
+from spawners.site.loader import cached_site
 from spawners.site.model import Site
 
 FILE_NAME = "courses.json"
@@ -139,6 +142,37 @@ class CourseBook:
             self._courses.pop(name, None)
         else:
             self._courses[name] = previous
+
+
+class CourseSite:
+    """What the course pages and endpoints share: the site file they were given (re-read
+    when it changes) and its course book. Mixed into tornado handlers."""
+
+    def initialize(self, site_file: str) -> None:
+        """Keep the site file's path (tornado passes the route's arguments here)."""
+        self.site_file = site_file
+
+    @property
+    def site(self) -> Site:
+        """The validated site file."""
+        return cached_site(self.site_file, SITE_CHECKS)
+
+    @property
+    def book(self) -> CourseBook:
+        """The hub's course book."""
+        return shared_course_book(self.site)
+
+
+def open_courses(site: Site, user: str, now: datetime) -> list[Course]:
+    """``user``'s courses open at ``now``, earliest start first; none (logged) when the
+    course book cannot be read: logins and ordinary spawns never wait on it."""
+    try:
+        courses = shared_course_book(site).courses(site).values()
+    except CourseBookError as exc:
+        logging.getLogger(__name__).error("Courses are unavailable: %s", exc)
+        return []
+    found = [course for course in courses if is_open(course, now) and is_member(course, user)]
+    return sorted(found, key=lambda course: course.starts_at)
 
 
 _books: dict[str, CourseBook] = {}

@@ -19,7 +19,7 @@ from tornado import web
 
 from spawners.hub.admin_page import duration
 from spawners.hub.census import session_row
-from spawners.hub.course_book import CourseBookError, shared_course_book
+from spawners.hub.course_book import CourseSite, open_courses
 from spawners.hub.course_seats import course_spawner
 from spawners.session.courses import (
     closed_sentence,
@@ -34,7 +34,6 @@ from spawners.session.courses import (
 from spawners.session.site_checks import SITE_CHECKS
 from spawners.site.course_sections import COURSE_ROUTE, Course
 from spawners.site.loader import SiteFileError, cached_site
-from spawners.site.model import Site
 from spawners.slurm.services import shared_monitor
 
 TEMPLATE = "factorylab_course.html"
@@ -51,12 +50,8 @@ def member_state(spawner, snapshot, user: str, course: Course) -> dict:
     if session is None or not getattr(session, "job_id", ""):
         if spawner.active:
             return {**row, "state": "starting"}
-        ended = bool(spawner.orm_spawner.started or spawner.ended_message)
-        return {
-            **row,
-            "state": "ended" if ended else "not started",
-            "detail": spawner.ended_message,
-        }
+        # the record exists once a start was tried: this session ran, or was refused
+        return {**row, "state": "ended", "detail": spawner.ended_message}
     facts = session_row(user, course.name, session, snapshot)
     if facts.state == "pending":
         place = f", {facts.queue_position} in line" if facts.queue_position else ""
@@ -73,17 +68,9 @@ def member_state(spawner, snapshot, user: str, course: Course) -> dict:
     }
 
 
-class _CoursePage(BaseHandler):
-    def initialize(self, site_file: str) -> None:
-        """Keep the site file's path (re-read when it changes)."""
-        self.site_file = site_file
-
-    @property
-    def site(self) -> Site:
-        return cached_site(self.site_file, SITE_CHECKS)
-
+class _CoursePage(CourseSite, BaseHandler):
     def course(self, name: str) -> Course:
-        course = shared_course_book(self.site).get(self.site, name)
+        course = self.book.get(self.site, name)
         if course is None:
             raise web.HTTPError(404, f"There is no course called {name!r}.")
         return course
@@ -150,24 +137,16 @@ def course_landing(site_file: str):
     (the first by start time); others get JupyterHub's usual page (empty answer)."""
 
     def landing(handler: BaseHandler) -> str:
-        user = handler.current_user
-        name = getattr(user, "name", "")
+        name = getattr(handler.current_user, "name", "")
         if not name:
             return ""
-        now = utcnow()
         try:
             site = cached_site(site_file, SITE_CHECKS)
-            courses = shared_course_book(site).courses(site).values()
-        except (CourseBookError, SiteFileError) as exc:  # logins go on without courses
+        except SiteFileError as exc:  # logins go on without courses
             handler.log.error("Courses are unavailable: %s", exc)
             return ""
-        open_courses = [
-            course for course in courses if is_open(course, now) and is_member(course, name)
-        ]
-        if not open_courses:
-            return ""
-        first = min(open_courses, key=lambda course: course.starts_at)
-        return url_path_join(handler.hub.base_url, "course", first.name)
+        courses = open_courses(site, name, utcnow())
+        return url_path_join(handler.hub.base_url, "course", courses[0].name) if courses else ""
 
     return landing
 

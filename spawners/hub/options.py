@@ -13,7 +13,7 @@ import logging
 from traitlets import Callable, Dict, HasTraits, Unicode, Union
 
 from spawners.hub import observe
-from spawners.hub.course_book import CourseBookError, shared_course_book
+from spawners.hub.course_book import CourseBookError, open_courses, shared_course_book
 from spawners.hub.errors import LinkPrefillsForm, SessionError
 from spawners.hub.form import options_from_form, render_form
 from spawners.session.course_checks import course_entitlements
@@ -214,12 +214,7 @@ class SessionOptionsMixin(HasTraits):
 
     def course_cards(self) -> list[dict[str, str]]:
         """This user's courses that are open now, for the form's course cards."""
-        now, base = utcnow(), self.hub.base_url if self.hub is not None else "/hub/"
-        try:
-            courses = shared_course_book(self.site).courses(self.site).values()
-        except CourseBookError as exc:
-            log.error("Courses are unavailable: %s", exc)
-            return []
+        base = self.hub.base_url if self.hub is not None else "/hub/"
         return [
             {
                 "name": course.name,
@@ -227,8 +222,7 @@ class SessionOptionsMixin(HasTraits):
                 "ends": course.ends_at.isoformat(timespec="minutes"),
                 "url": f"{base.rstrip('/')}/course/{course.name}",
             }
-            for course in courses
-            if is_open(course, now) and is_member(course, self.user.name)
+            for course in open_courses(self.site, self.user.name, utcnow())
         ]
 
     @property

@@ -4,7 +4,7 @@ import time
 from datetime import timedelta
 from types import SimpleNamespace
 
-from spawners.hub import course_pages
+from spawners.hub import course_book, course_pages
 from spawners.hub.course_pages import course_landing, member_state
 from spawners.session.courses import utcnow
 from spawners.slurm.queue import Snapshot
@@ -13,7 +13,7 @@ from ..session.test_courses import course
 from .test_observability import _job
 
 
-def spawner(active=True, ready=True, job_id="", activity=0.0, started=None, ended=""):
+def spawner(active=True, ready=True, job_id="", activity=0.0, ended=""):
     session = SimpleNamespace(
         job_id=job_id,
         session_request=None,
@@ -26,7 +26,6 @@ def spawner(active=True, ready=True, job_id="", activity=0.0, started=None, ende
         ready=ready,
         pending=None if ready or not active else "spawn",
         slurm_session=lambda: session,
-        orm_spawner=SimpleNamespace(started=started),
         ended_message=ended,
     )
 
@@ -43,9 +42,7 @@ def test_each_state_an_instructor_reads():
     rows = {
         "none": member_state(None, snapshot, "a", today),
         "ended": member_state(
-            spawner(
-                active=False, started=object(), ended="Your session ended at the course's end."
-            ),
+            spawner(active=False, ended="Your session ended at the course's end."),
             snapshot,
             "a",
             today,
@@ -79,7 +76,7 @@ def test_members_land_in_their_open_course(monkeypatch, site):
     )
     book = SimpleNamespace(courses=lambda site: {"intro": open_course, "later": later})
     monkeypatch.setattr(course_pages, "cached_site", lambda *args: site)
-    monkeypatch.setattr(course_pages, "shared_course_book", lambda site: book)
+    monkeypatch.setattr(course_book, "shared_course_book", lambda site: book)
     landing = course_landing("/etc/factorylab/site.yaml")
 
     def handler(name):
